@@ -1,0 +1,233 @@
+//! Configuration: one TOML file, overridden by `SESSIONGATE_<SECTION>_<KEY>` variables, with
+//! secrets optionally read from `<key>_file` files.
+//!
+//! Loading has two stages, as in ripgrep: what the user wrote (`raw`, a serde mirror checked
+//! key by key against `schema`) and what the program uses (`Config`, typed and validated).
+//! Every problem is collected and reported at once, each with its key path. This module
+//! knows nothing of HTTP serving or OIDC; it only describes them.
+
+mod duration;
+mod raw;
+pub(crate) mod schema;
+mod validate;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use ipnet::IpNet;
+use url::Url;
+
+use crate::secret::{KeyMaterial, Secret};
+
+pub(crate) use duration::Human;
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub upstream: UpstreamConfig,
+    pub oidc: OidcConfig,
+    pub session: SessionConfig,
+    pub headers: HeadersConfig,
+    pub access: AccessConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    /// External origin, without a path: `https://app.example.com`.
+    pub public_url: Url,
+    /// Starts with `/`, never ends with one.
+    pub auth_prefix: String,
+    pub admin_listen: Option<SocketAddr>,
+    pub shutdown_grace: Duration,
+    /// Peers whose forwarding headers are believed.
+    pub trusted_proxies: Vec<IpNet>,
+    pub header_read_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_headers: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    /// `http://host:port` plus an optional base path, never ending in `/` unless it is `/`.
+    pub url: Url,
+    pub preserve_host: bool,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub pool_idle_timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct OidcConfig {
+    pub issuer: Url,
+    pub client_id: String,
+    pub client_secret: Option<Secret>,
+    /// Always contains `openid`.
+    pub scopes: Vec<String>,
+    pub extra_auth_params: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    Cookie,
+    Redis,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnTokenExpiry {
+    Ignore,
+    Reauthenticate,
+}
+
+#[derive(Debug, Clone)]
+pub struct SessionConfig {
+    pub store: StoreKind,
+    /// The first seals, all open.
+    pub secrets: Vec<KeyMaterial>,
+    pub cookie_name: String,
+    pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
+    pub touch_interval: Duration,
+    pub refresh_before_expiry: Duration,
+    pub on_token_expiry: OnTokenExpiry,
+    pub redis_url: Option<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct HeadersConfig {
+    /// Header name (as configured) and the claim that fills it.
+    pub claims: Vec<(http::HeaderName, String)>,
+    /// Extra names removed from every incoming request.
+    pub strip: Vec<http::HeaderName>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AccessConfig {
+    pub public_paths: Vec<String>,
+    pub api_paths: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+/// One thing wrong with the configuration. Its text starts with the key path (or the
+/// environment variable) it is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// `session.idle_timeout`, `SESSIONGATE_SERVER_LISTN`, or `file` for the file as a whole.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// Every problem found, in file order where there is one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub problems: Vec<Problem>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = self.problems.len();
+        writeln!(
+            f,
+            "the configuration has {n} problem{}:",
+            if n == 1 { "" } else { "s" }
+        )?;
+        for problem in &self.problems {
+            writeln!(f, "  - {problem}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Where configuration comes from. Tests pass their own environment instead of the process's.
+#[derive(Debug, Clone, Default)]
+pub struct Environment {
+    /// Only `SESSIONGATE_*` variables matter.
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Environment {
+    /// The process environment's `SESSIONGATE_*` variables.
+    pub fn from_process() -> Self {
+        let vars = std::env::vars_os()
+            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+            .filter(|(k, _)| k.starts_with(schema::ENV_PREFIX))
+            .collect();
+        Self { vars }
+    }
+
+    pub fn with(mut self, name: &str, value: &str) -> Self {
+        self.vars.insert(name.to_string(), value.to_string());
+        self
+    }
+}
+
+impl Config {
+    /// Reads, merges and validates the file at `path`.
+    pub fn load(path: &Path, env: &Environment) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            problems: vec![Problem {
+                key: "file".to_string(),
+                message: format!("cannot read {}: {e}", path.display()),
+            }],
+        })?;
+        Self::parse(&text, env)
+    }
+
+    /// Merges and validates configuration text.
+    pub fn parse(text: &str, env: &Environment) -> Result<Config, ConfigError> {
+        validate::load(text, &env.vars)
+    }
+
+    /// A few lines for `sessiongate check`, with no secret in them.
+    pub fn summary(&self) -> String {
+        let mut lines = vec![
+            format!("listen        {}", self.server.listen),
+            format!("public url    {}", self.server.public_url),
+            format!("upstream      {}", self.upstream.url),
+            format!("issuer        {}", self.oidc.issuer),
+            format!("client id     {}", self.oidc.client_id),
+            format!(
+                "session       {} store, idle {}, absolute {}, {} key(s)",
+                match self.session.store {
+                    StoreKind::Cookie => "cookie",
+                    StoreKind::Redis => "redis",
+                },
+                Human(self.session.idle_timeout),
+                Human(self.session.absolute_timeout),
+                self.session.secrets.len()
+            ),
+        ];
+        lines.push(match self.server.admin_listen {
+            Some(addr) => format!("admin         {addr}"),
+            None => "admin         disabled".to_string(),
+        });
+        lines.join("\n")
+    }
+}
+
+#[cfg(test)]
+mod tests;

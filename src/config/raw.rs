@@ -1,0 +1,94 @@
+//! A plain serde mirror of the file, exactly as the user wrote it (after environment
+//! overrides and `_file` secrets are merged in, so the `_file` keys are gone). Nothing here is validated: see `validate`.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Raw {
+    #[serde(default)]
+    pub(crate) server: Server,
+    #[serde(default)]
+    pub(crate) upstream: Upstream,
+    #[serde(default)]
+    pub(crate) oidc: Oidc,
+    #[serde(default)]
+    pub(crate) session: Session,
+    #[serde(default)]
+    pub(crate) headers: Headers,
+    #[serde(default)]
+    pub(crate) access: Access,
+    #[serde(default)]
+    pub(crate) log: Log,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Server {
+    pub(crate) listen: Option<String>,
+    pub(crate) public_url: Option<String>,
+    pub(crate) auth_prefix: Option<String>,
+    pub(crate) admin_listen: Option<String>,
+    pub(crate) shutdown_grace: Option<String>,
+    pub(crate) trusted_proxies: Option<Vec<String>>,
+    pub(crate) header_read_timeout: Option<String>,
+    pub(crate) max_header_bytes: Option<i64>,
+    pub(crate) max_headers: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Upstream {
+    pub(crate) url: Option<String>,
+    pub(crate) preserve_host: Option<bool>,
+    pub(crate) connect_timeout: Option<String>,
+    pub(crate) response_timeout: Option<String>,
+    pub(crate) pool_idle_timeout: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Oidc {
+    pub(crate) issuer: Option<String>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) extra_auth_params: Option<BTreeMap<String, String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Session {
+    pub(crate) store: Option<String>,
+    pub(crate) secrets: Option<Vec<String>>,
+    pub(crate) cookie_name: Option<String>,
+    pub(crate) idle_timeout: Option<String>,
+    pub(crate) absolute_timeout: Option<String>,
+    pub(crate) touch_interval: Option<String>,
+    pub(crate) refresh_before_expiry: Option<String>,
+    pub(crate) on_token_expiry: Option<String>,
+    pub(crate) redis_url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Headers {
+    pub(crate) claims: Option<BTreeMap<String, String>>,
+    pub(crate) strip: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Access {
+    pub(crate) public_paths: Option<Vec<String>>,
+    pub(crate) api_paths: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Log {
+    pub(crate) format: Option<String>,
+    pub(crate) level: Option<String>,
+}

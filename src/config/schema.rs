@@ -1,0 +1,587 @@
+//! The list of every configuration key: its path, its kind, its default and what it is for.
+//!
+//! This table is the single description of the file format. Loading checks the user's file
+//! against it (unknown keys with a did-you-mean, wrong kinds), environment overrides are
+//! typed by it, and tests use it to prove that the example file and the README document
+//! every key. It knows nothing about what the keys mean once loaded.
+
+use std::collections::BTreeMap;
+
+/// The TOML shape a key takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Str,
+    Bool,
+    Int,
+    List,
+    /// A table of string values, e.g. `[headers.claims]`.
+    Map,
+}
+
+impl Kind {
+    fn describe(self) -> &'static str {
+        match self {
+            Kind::Str => "a string",
+            Kind::Bool => "true or false",
+            Kind::Int => "a whole number",
+            Kind::List => "a list of strings",
+            Kind::Map => "a table of strings",
+        }
+    }
+}
+
+/// One configuration key.
+#[derive(Debug)]
+pub(crate) struct Key {
+    /// `section.key`, as written in the file.
+    pub(crate) path: &'static str,
+    pub(crate) kind: Kind,
+    /// The default as shown to users; empty when the key is required or optional with no default.
+    pub(crate) default: &'static str,
+    /// One line for the reference table.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub(crate) doc: &'static str,
+}
+
+const fn key(path: &'static str, kind: Kind, default: &'static str, doc: &'static str) -> Key {
+    Key {
+        path,
+        kind,
+        default,
+        doc,
+    }
+}
+
+use Kind::*;
+
+/// Every key the file may contain. Secrets have a `<key>_file` sibling listed right after them.
+pub(crate) const KEYS: &[Key] = &[
+    key(
+        "server.listen",
+        Str,
+        "0.0.0.0:4180",
+        "Address browsers and API clients connect to.",
+    ),
+    key(
+        "server.public_url",
+        Str,
+        "",
+        "External origin of the gateway (required); the OIDC redirect URI is derived from it.",
+    ),
+    key(
+        "server.auth_prefix",
+        Str,
+        "/oauth2",
+        "Path prefix of the gateway's own endpoints; never proxied.",
+    ),
+    key(
+        "server.admin_listen",
+        Str,
+        "",
+        "Address of /healthz, /readyz and /metrics; omit to disable.",
+    ),
+    key(
+        "server.shutdown_grace",
+        Str,
+        "10s",
+        "How long in-flight requests and WebSockets may finish after SIGTERM.",
+    ),
+    key(
+        "server.trusted_proxies",
+        List,
+        "[]",
+        "IPs or CIDRs whose X-Forwarded-For/-Proto/-Host are believed.",
+    ),
+    key(
+        "server.header_read_timeout",
+        Str,
+        "10s",
+        "A client must send its request headers within this time.",
+    ),
+    key(
+        "server.max_header_bytes",
+        Int,
+        "16384",
+        "Largest request head (request line and headers) accepted; larger gets 431.",
+    ),
+    key(
+        "server.max_headers",
+        Int,
+        "100",
+        "Most request headers accepted; more gets 431.",
+    ),
+    key(
+        "upstream.url",
+        Str,
+        "",
+        "The application (required): http://host:port, optionally with a base path.",
+    ),
+    key(
+        "upstream.preserve_host",
+        Bool,
+        "true",
+        "Forward the client's Host; false sends the upstream's own host.",
+    ),
+    key(
+        "upstream.connect_timeout",
+        Str,
+        "5s",
+        "Connecting to the upstream longer than this answers 504.",
+    ),
+    key(
+        "upstream.response_timeout",
+        Str,
+        "60s",
+        "Waiting longer than this for the upstream's response headers answers 504.",
+    ),
+    key(
+        "upstream.pool_idle_timeout",
+        Str,
+        "90s",
+        "Idle upstream connections are closed after this.",
+    ),
+    key(
+        "oidc.issuer",
+        Str,
+        "",
+        "Issuer URL of the identity provider (required); https, or http for loopback hosts.",
+    ),
+    key(
+        "oidc.client_id",
+        Str,
+        "",
+        "Client id registered at the identity provider (required).",
+    ),
+    key(
+        "oidc.client_secret",
+        Str,
+        "",
+        "Client secret; omit for a public client.",
+    ),
+    key(
+        "oidc.client_secret_file",
+        Str,
+        "",
+        "File holding the client secret (Docker/Kubernetes secrets).",
+    ),
+    key(
+        "oidc.scopes",
+        List,
+        "[\"openid\", \"email\", \"profile\"]",
+        "Scopes requested at login; `openid` is always added.",
+    ),
+    key(
+        "oidc.extra_auth_params",
+        Map,
+        "{}",
+        "Extra authorization-request parameters, e.g. `{ p = \"B2C_1_signin\" }`.",
+    ),
+    key(
+        "session.store",
+        Str,
+        "cookie",
+        "`cookie` (stateless, default) or `redis`.",
+    ),
+    key(
+        "session.secrets",
+        List,
+        "",
+        "Session keys, base64 of 32+ random bytes (required); the first encrypts, all decrypt. `sessiongate gen-secret` makes one.",
+    ),
+    key(
+        "session.secrets_file",
+        Str,
+        "",
+        "File holding the session keys, one per line.",
+    ),
+    key(
+        "session.cookie_name",
+        Str,
+        "sessiongate",
+        "Name of the session cookie.",
+    ),
+    key(
+        "session.idle_timeout",
+        Str,
+        "1h",
+        "A session unused this long ends.",
+    ),
+    key(
+        "session.absolute_timeout",
+        Str,
+        "12h",
+        "No session lives longer than this, however active.",
+    ),
+    key(
+        "session.touch_interval",
+        Str,
+        "60s",
+        "The session is rewritten at most this often while it slides.",
+    ),
+    key(
+        "session.refresh_before_expiry",
+        Str,
+        "60s",
+        "Tokens are refreshed this long before they expire.",
+    ),
+    key(
+        "session.on_token_expiry",
+        Str,
+        "ignore",
+        "Without a refresh token: `ignore` or `reauthenticate`.",
+    ),
+    key(
+        "session.redis_url",
+        Str,
+        "",
+        "Redis URL for `store = \"redis\"` (redis:// or rediss://).",
+    ),
+    key(
+        "session.redis_url_file",
+        Str,
+        "",
+        "File holding the Redis URL (it may carry a password).",
+    ),
+    key(
+        "headers.claims",
+        Map,
+        "sub, email, preferred_username, groups",
+        "Identity headers to set: header name = claim name; arrays are joined with `,`.",
+    ),
+    key(
+        "headers.strip",
+        List,
+        "[]",
+        "More header names to remove from every incoming request.",
+    ),
+    key(
+        "access.public_paths",
+        List,
+        "[]",
+        "Paths served without a session (headers are still stripped).",
+    ),
+    key(
+        "access.api_paths",
+        List,
+        "[]",
+        "Paths that answer 401 instead of a login redirect.",
+    ),
+    key("log.format", Str, "text", "`text` or `json`."),
+    key(
+        "log.level",
+        Str,
+        "info",
+        "Log filter, e.g. `info` or `sessiongate=debug`; RUST_LOG wins when set.",
+    ),
+];
+
+/// The keys whose values are secrets, with the sibling key that names a file holding them.
+pub(crate) const SECRET_FILES: &[(&str, &str)] = &[
+    ("oidc.client_secret", "oidc.client_secret_file"),
+    ("session.secrets", "session.secrets_file"),
+    ("session.redis_url", "session.redis_url_file"),
+];
+
+pub(crate) fn lookup(path: &str) -> Option<&'static Key> {
+    KEYS.iter().find(|k| k.path == path)
+}
+
+fn sections() -> impl Iterator<Item = &'static str> {
+    let mut seen: Vec<&'static str> = Vec::new();
+    for k in KEYS {
+        let section = k.path.split_once('.').map_or(k.path, |(s, _)| s);
+        if !seen.contains(&section) {
+            seen.push(section);
+        }
+    }
+    seen.into_iter()
+}
+
+/// A problem found while checking the file's shape.
+pub(crate) type ShapeProblem = (String, String);
+
+/// Checks every key of the parsed file against [`KEYS`], returning every unknown key and
+/// every value of the wrong kind.
+pub(crate) fn check_shape(table: &toml::Table) -> Vec<ShapeProblem> {
+    let mut problems = Vec::new();
+    for (section, value) in table {
+        let Some(inner) = value.as_table() else {
+            if sections().any(|s| s == section) {
+                problems.push((
+                    section.clone(),
+                    "must be a table, like `[section]`".to_string(),
+                ));
+            } else {
+                problems.push((section.clone(), unknown(section, sections())));
+            }
+            continue;
+        };
+        if !sections().any(|s| s == section) {
+            problems.push((section.clone(), unknown(section, sections())));
+            continue;
+        }
+        for (name, value) in inner {
+            let path = format!("{section}.{name}");
+            match lookup(&path) {
+                None => {
+                    let siblings = KEYS.iter().filter_map(|k| {
+                        k.path
+                            .strip_prefix(section.as_str())
+                            .and_then(|r| r.strip_prefix('.'))
+                    });
+                    problems.push((path, unknown(name, siblings)));
+                }
+                Some(key) => {
+                    if let Some(message) = kind_mismatch(key.kind, value) {
+                        problems.push((path, message));
+                    }
+                }
+            }
+        }
+    }
+    problems
+}
+
+fn kind_mismatch(kind: Kind, value: &toml::Value) -> Option<String> {
+    let fits = match kind {
+        Str => value.is_str(),
+        Bool => value.is_bool(),
+        Int => value.is_integer(),
+        List => value
+            .as_array()
+            .is_some_and(|a| a.iter().all(toml::Value::is_str)),
+        Map => value
+            .as_table()
+            .is_some_and(|t| t.values().all(toml::Value::is_str)),
+    };
+    (!fits).then(|| format!("must be {}, found {}", kind.describe(), value.type_str()))
+}
+
+fn unknown<'a>(name: &str, candidates: impl Iterator<Item = &'a str>) -> String {
+    match did_you_mean(name, candidates) {
+        Some(best) => format!("unknown key (did you mean `{best}`?)"),
+        None => "unknown key".to_string(),
+    }
+}
+
+/// The closest candidate by edit distance, if it is close enough to be a plausible typo.
+pub(crate) fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl Iterator<Item = &'a str>,
+) -> Option<&'a str> {
+    candidates
+        .map(|c| (edit_distance(name, c), c))
+        .filter(|(d, c)| *d <= (c.len().max(name.len()) / 3).max(1))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c)
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (above + 1)
+                .min(row[j] + 1)
+                .min(diagonal + usize::from(ca != *cb));
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The environment prefix of overrides: `SESSIONGATE_<SECTION>_<KEY>`.
+pub(crate) const ENV_PREFIX: &str = "SESSIONGATE_";
+
+/// Variables with the prefix that are not configuration keys.
+const ENV_RESERVED: &[&str] = &["SESSIONGATE_CONFIG"];
+
+/// Writes environment overrides into the parsed file, typed by the key's kind.
+/// Lists are comma-separated. Returns a problem for every variable that names no key or
+/// holds a value of the wrong kind.
+pub(crate) fn apply_env(
+    table: &mut toml::Table,
+    env: &BTreeMap<String, String>,
+) -> Vec<ShapeProblem> {
+    let mut problems = Vec::new();
+    for (var, raw) in env {
+        let Some(rest) = var.strip_prefix(ENV_PREFIX) else {
+            continue;
+        };
+        if ENV_RESERVED.contains(&var.as_str()) {
+            continue;
+        }
+        let rest = rest.to_ascii_lowercase();
+        let Some(key) = KEYS.iter().find(|k| k.path.replacen('.', "_", 1) == rest) else {
+            let names = KEYS.iter().map(|k| k.path);
+            let wanted = rest.replacen('_', ".", 1);
+            let hint = did_you_mean(&wanted, names)
+                .map(|p| format!(" (did you mean {}?)", env_name(p)))
+                .unwrap_or_default();
+            problems.push((var.clone(), format!("names no configuration key{hint}")));
+            continue;
+        };
+        let value = match key.kind {
+            Str => toml::Value::String(raw.clone()),
+            Bool => match raw.trim() {
+                "true" => toml::Value::Boolean(true),
+                "false" => toml::Value::Boolean(false),
+                _ => {
+                    problems.push((var.clone(), "must be true or false".to_string()));
+                    continue;
+                }
+            },
+            Int => match raw.trim().parse::<i64>() {
+                Ok(n) => toml::Value::Integer(n),
+                Err(_) => {
+                    problems.push((var.clone(), "must be a whole number".to_string()));
+                    continue;
+                }
+            },
+            List => toml::Value::Array(
+                raw.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(|s| toml::Value::String(s.to_string()))
+                    .collect(),
+            ),
+            Map => {
+                problems.push((
+                    var.clone(),
+                    format!("{} is a table and can only be set in the file", key.path),
+                ));
+                continue;
+            }
+        };
+        let (section, name) = key.path.split_once('.').unwrap_or((key.path, ""));
+        let entry = table
+            .entry(section.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let Some(section_table) = entry.as_table_mut() {
+            section_table.insert(name.to_string(), value);
+        }
+    }
+    problems
+}
+
+/// The environment variable that overrides a key.
+pub(crate) fn env_name(path: &str) -> String {
+    format!(
+        "{ENV_PREFIX}{}",
+        path.replace('.', "_").to_ascii_uppercase()
+    )
+}
+
+/// The README's configuration reference, generated so it cannot drift from [`KEYS`].
+#[cfg(test)]
+pub(crate) fn reference_table() -> String {
+    let mut table = String::from("| key | default | env | meaning |\n|---|---|---|---|\n");
+    for k in KEYS {
+        let default = if k.default.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", k.default)
+        };
+        let env = if k.kind == Map {
+            String::new()
+        } else {
+            format!("`{}`", env_name(k.path))
+        };
+        table.push_str(&format!(
+            "| `{}` | {default} | {env} | {} |\n",
+            k.path,
+            k.doc.replace('|', "\\|")
+        ));
+    }
+    table
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> toml::Table {
+        text.parse().expect("test TOML parses")
+    }
+
+    #[test]
+    fn unknown_keys_get_a_suggestion() {
+        let problems = check_shape(&parse("[session]\nidle_timout = \"1h\"\n[sesion]\n"));
+        assert!(problems.contains(&(
+            "session.idle_timout".to_string(),
+            "unknown key (did you mean `idle_timeout`?)".to_string()
+        )));
+        assert!(problems.contains(&(
+            "sesion".to_string(),
+            "unknown key (did you mean `session`?)".to_string()
+        )));
+    }
+
+    #[test]
+    fn wrong_kinds_are_named() {
+        let problems = check_shape(&parse(
+            "[upstream]\npreserve_host = \"yes\"\n[oidc]\nscopes = \"openid\"\n",
+        ));
+        assert_eq!(
+            problems,
+            vec![
+                (
+                    "oidc.scopes".to_string(),
+                    "must be a list of strings, found string".to_string()
+                ),
+                (
+                    "upstream.preserve_host".to_string(),
+                    "must be true or false, found string".to_string()
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn env_overrides_are_typed_by_kind() {
+        let mut table = toml::Table::new();
+        let env: BTreeMap<String, String> = [
+            ("SESSIONGATE_SERVER_LISTEN", "127.0.0.1:1"),
+            ("SESSIONGATE_UPSTREAM_PRESERVE_HOST", "false"),
+            ("SESSIONGATE_OIDC_SCOPES", "openid, email"),
+            ("SESSIONGATE_OIDC_CLIENT_SECRET_FILE", "/run/secrets/x"),
+            ("SESSIONGATE_CONFIG", "ignored.toml"),
+            ("OTHER", "ignored"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        assert!(apply_env(&mut table, &env).is_empty());
+        assert_eq!(table["server"]["listen"].as_str(), Some("127.0.0.1:1"));
+        assert_eq!(table["upstream"]["preserve_host"].as_bool(), Some(false));
+        assert_eq!(table["oidc"]["scopes"].as_array().map(Vec::len), Some(2));
+        assert_eq!(
+            table["oidc"]["client_secret_file"].as_str(),
+            Some("/run/secrets/x")
+        );
+    }
+
+    #[test]
+    fn unknown_env_variables_are_reported() {
+        let env = BTreeMap::from([("SESSIONGATE_SERVER_LISTN".to_string(), "x".to_string())]);
+        let problems = apply_env(&mut toml::Table::new(), &env);
+        assert_eq!(
+            problems,
+            vec![(
+                "SESSIONGATE_SERVER_LISTN".to_string(),
+                "names no configuration key (did you mean SESSIONGATE_SERVER_LISTEN?)".to_string()
+            )]
+        );
+    }
+
+    #[test]
+    fn every_secret_has_a_file_sibling_in_the_schema() {
+        for (secret, file) in SECRET_FILES {
+            assert!(lookup(secret).is_some(), "{secret}");
+            assert_eq!(lookup(file).map(|k| k.kind), Some(Str), "{file}");
+        }
+    }
+}

@@ -1,0 +1,140 @@
+//! Identity-header hygiene: no client may send a header the gateway could assert.
+//!
+//! The application trusts these headers because only the gateway sets them, so every
+//! incoming copy is removed before anything else looks at the request, on every path.
+//! CGI, PHP and IIS map `X-Forwarded-User` and `X_Forwarded_User` to the same variable,
+//! so both spellings are removed (oauth2-proxy's CVE-2025-64484 was exactly this).
+
+use http::HeaderMap;
+use http::header::HeaderName;
+
+use crate::config::HeadersConfig;
+
+/// Header names removed from every incoming request, besides the configured ones.
+pub(crate) const ALWAYS_STRIPPED: &[&str] = &[
+    "x-forwarded-user",
+    "x-forwarded-email",
+    "x-forwarded-groups",
+    "x-forwarded-preferred-username",
+    "x-forwarded-access-token",
+    "x-auth-request-user",
+    "x-auth-request-email",
+    "x-auth-request-groups",
+    "x-auth-request-preferred-username",
+    "x-auth-request-access-token",
+    "x-remote-user",
+    "remote-user",
+];
+
+/// The names to strip, lower case with `_` folded to `-`.
+#[derive(Debug, Clone)]
+pub(crate) struct IdentityHeaders {
+    folded: Vec<String>,
+}
+
+/// `X_Forwarded_User` and `x-forwarded-user` fold to the same name.
+fn fold(name: &str) -> String {
+    name.to_ascii_lowercase().replace('_', "-")
+}
+
+/// Compares a received (already lower-case) name with a folded one without allocating.
+fn same_folded(received: &str, folded: &str) -> bool {
+    received.len() == folded.len()
+        && received
+            .bytes()
+            .zip(folded.bytes())
+            .all(|(r, f)| r == f || (r == b'_' && f == b'-'))
+}
+
+impl IdentityHeaders {
+    pub(crate) fn new(config: &HeadersConfig) -> Self {
+        let mut folded: Vec<String> = ALWAYS_STRIPPED.iter().map(|n| fold(n)).collect();
+        let configured = config
+            .claims
+            .iter()
+            .map(|(name, _)| name)
+            .chain(&config.strip);
+        folded.extend(configured.map(|name| fold(name.as_str())));
+        folded.sort();
+        folded.dedup();
+        Self { folded }
+    }
+
+    /// Whether a received header name is one the gateway asserts.
+    pub(crate) fn is_identity(&self, name: &HeaderName) -> bool {
+        let name = name.as_str();
+        self.folded.iter().any(|f| same_folded(name, f))
+    }
+
+    /// Removes every value of every identity header, in any spelling. Returns how many
+    /// names were removed.
+    pub(crate) fn strip(&self, headers: &mut HeaderMap) -> usize {
+        let doomed: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| self.is_identity(name))
+            .cloned()
+            .collect();
+        for name in &doomed {
+            headers.remove(name);
+        }
+        doomed.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn identity(claims: &[&str], strip: &[&str]) -> IdentityHeaders {
+        let name = |n: &&str| HeaderName::from_bytes(n.as_bytes()).expect("valid name");
+        IdentityHeaders::new(&HeadersConfig {
+            claims: claims
+                .iter()
+                .map(|n| (name(n), "sub".to_string()))
+                .collect(),
+            strip: strip.iter().map(name).collect(),
+        })
+    }
+
+    #[test]
+    fn every_spelling_and_every_duplicate_goes() {
+        let ids = identity(&["X-App-User"], &["X-Legacy-Role"]);
+        let mut headers = HeaderMap::new();
+        for name in [
+            "x-forwarded-user",
+            "x_forwarded_user",
+            "x-forwarded_user",
+            "x-app-user",
+            "x_app_user",
+            "x-legacy-role",
+            "remote_user",
+        ] {
+            let name = HeaderName::from_bytes(name.as_bytes()).expect("valid name");
+            headers.append(name.clone(), HeaderValue::from_static("attacker"));
+            headers.append(name, HeaderValue::from_static("attacker-again"));
+        }
+        headers.append("accept", HeaderValue::from_static("text/html"));
+        headers.append("x-forwarded-for", HeaderValue::from_static("1.2.3.4"));
+        assert_eq!(ids.strip(&mut headers), 7);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, vec!["accept", "x-forwarded-for"]);
+    }
+
+    #[test]
+    fn similar_names_survive() {
+        let ids = identity(&[], &[]);
+        for name in [
+            "x-forwarded-users",
+            "x-forwarded-use",
+            "x-remote-user2",
+            "remote-user-agent",
+        ] {
+            assert!(
+                !ids.is_identity(&HeaderName::from_bytes(name.as_bytes()).expect("valid")),
+                "{name}"
+            );
+        }
+    }
+}

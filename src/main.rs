@@ -1,0 +1,229 @@
+//! The `sessiongate` command line: parse arguments, read the configuration, set up logging,
+//! bind, and hand over to [`sessiongate::run`].
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use sessiongate::{Config, Environment, Listeners};
+
+/// An OpenID Connect session gateway: logs users in, keeps a sliding encrypted session,
+/// and forwards requests to your application with identity headers it can trust.
+#[derive(Parser)]
+#[command(version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Validate the configuration, print a summary, and exit 1 on any problem.
+    Check {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Print a fresh random secret for `session.secrets`.
+    GenSecret,
+    /// Run the gateway in front of a built-in demo application (no identity provider needed).
+    Demo,
+    /// Exit 0 when the admin listener's /healthz answers 200 (for container health checks).
+    Healthcheck {
+        /// The admin listener's address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        addr: std::net::SocketAddr,
+    },
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The configuration file.
+    #[arg(
+        long,
+        short,
+        env = "SESSIONGATE_CONFIG",
+        default_value = "config/sessiongate.toml"
+    )]
+    config: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run { config } => match load(&config.config, &Environment::from_process()) {
+            Some(config) => serve(config, None),
+            None => ExitCode::FAILURE,
+        },
+        Command::Check { config } => match load(&config.config, &Environment::from_process()) {
+            Some(loaded) => {
+                println!("{}: ok\n{}", config.config.display(), loaded.summary());
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::FAILURE,
+        },
+        Command::GenSecret => {
+            println!("{}", new_secret());
+            ExitCode::SUCCESS
+        }
+        Command::Demo => demo(),
+        Command::Healthcheck { addr } => match healthcheck(addr) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("unhealthy: {e}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+/// One plain HTTP/1.1 request with short timeouts: the image has no shell or curl.
+fn healthcheck(addr: std::net::SocketAddr) -> std::io::Result<()> {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+    let timeout = Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.write_all(
+        format!("GET /healthz HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut head = [0u8; 12];
+    stream.read_exact(&mut head)?;
+    if head.starts_with(b"HTTP/1.1 200") {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "/healthz answered {}",
+            String::from_utf8_lossy(&head)
+        )))
+    }
+}
+
+fn load(path: &std::path::Path, env: &Environment) -> Option<Config> {
+    match Config::load(path, env) {
+        Ok(config) => Some(config),
+        Err(e) => {
+            eprint!("{}: {e}", path.display());
+            None
+        }
+    }
+}
+
+fn new_secret() -> String {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).expect("the operating system provides randomness");
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+/// Binds, runs until SIGTERM or Ctrl-C, and reports.
+fn serve(config: Config, demo_app: Option<tokio::net::TcpListener>) -> ExitCode {
+    sessiongate::ops::logging::init(&config.log);
+    runtime().block_on(async move {
+        if let Some(app) = demo_app {
+            tokio::spawn(sessiongate::demo::serve_app(app));
+        }
+        let listeners = match Listeners::bind(&config).await {
+            Ok(listeners) => listeners,
+            Err(e) => {
+                tracing::error!(listen = %config.server.listen, error = %e, "cannot bind");
+                return ExitCode::FAILURE;
+            }
+        };
+        tracing::info!(
+            version = env!("CARGO_PKG_VERSION"),
+            listen = %config.server.listen,
+            admin = ?config.server.admin_listen,
+            upstream = %config.upstream.url,
+            "sessiongate started"
+        );
+        match sessiongate::run(listeners, config, shutdown_signal()).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                tracing::error!(error = %e, "sessiongate failed");
+                ExitCode::FAILURE
+            }
+        }
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+/// The demo configuration, with the demo application and a fresh session secret filled in.
+const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
+
+fn demo() -> ExitCode {
+    let app = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
+        l.set_nonblocking(true)?;
+        Ok(l)
+    }) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("cannot start the demo application: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let app_addr = match app.local_addr() {
+        Ok(addr) => addr,
+        Err(e) => {
+            eprintln!("cannot start the demo application: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let env = Environment::from_process()
+        .with("SESSIONGATE_UPSTREAM_URL", &format!("http://{app_addr}"))
+        .with("SESSIONGATE_SESSION_SECRETS", &new_secret());
+    let config = match Config::parse(DEMO_CONFIG, &env) {
+        Ok(config) => config,
+        Err(e) => {
+            eprint!("demo configuration: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    println!(
+        "sessiongate demo: open http://{}/ in a browser (Ctrl-C stops)",
+        config.server.listen
+    );
+    let _enter = runtime();
+    let app = match tokio::net::TcpListener::from_std(app) {
+        Ok(app) => app,
+        Err(e) => {
+            eprintln!("cannot start the demo application: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    serve(config, Some(app))
+}

@@ -1,0 +1,4 @@
+//! Running the gateway as a service: the admin listener's routes and logging.
+
+pub(crate) mod admin;
+pub mod logging;

@@ -1,0 +1,127 @@
+//! Every header the gateway can assert is removed from every incoming request: in any case,
+//! with `_` for `-`, every duplicate. Sent as raw bytes so the spelling on the wire is exactly
+//! what an attacker would send.
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+use crate::common::{self, Echo};
+
+const ALWAYS_STRIPPED: &[&str] = &[
+    "X-Forwarded-User",
+    "X-Forwarded-Email",
+    "X-Forwarded-Groups",
+    "X-Forwarded-Preferred-Username",
+    "X-Forwarded-Access-Token",
+    "X-Auth-Request-User",
+    "X-Auth-Request-Email",
+    "X-Auth-Request-Groups",
+    "X-Auth-Request-Preferred-Username",
+    "X-Auth-Request-Access-Token",
+    "X-Remote-User",
+    "Remote-User",
+];
+
+const CONFIGURED: &str = r#"
+[access]
+public_paths = ["/"]
+[headers]
+strip = ["X-Legacy-Role"]
+[headers.claims]
+"X-App-Tenant" = "tid"
+"X-Forwarded-User" = "sub"
+"#;
+
+/// Sends raw request bytes and returns the whole response as text.
+async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+fn spellings(name: &str) -> Vec<String> {
+    let lower = name.to_ascii_lowercase();
+    vec![
+        name.to_string(),
+        name.to_ascii_uppercase(),
+        lower.clone(),
+        name.replace('-', "_"),
+        lower.replace('-', "_"),
+        // Mixed: only the first separator swapped.
+        name.replacen('-', "_", 1),
+    ]
+}
+
+#[tokio::test]
+async fn every_identity_header_is_stripped_in_every_spelling() {
+    let upstream = common::upstream().await;
+    let gateway = common::start(common::config(upstream.addr, CONFIGURED)).await;
+    let names: Vec<&str> = ALWAYS_STRIPPED
+        .iter()
+        .copied()
+        .chain(["X-App-Tenant", "X-Legacy-Role"])
+        .collect();
+    for name in names {
+        let mut request =
+            String::from("GET /echo HTTP/1.1\r\nHost: app.example.com\r\nConnection: close\r\n");
+        for spelling in spellings(name) {
+            // Every spelling twice: a duplicate must go too.
+            request.push_str(&format!(
+                "{spelling}: forged\r\n{spelling}: forged-again\r\n"
+            ));
+        }
+        request.push_str("X-Innocent: kept\r\n\r\n");
+        let response = raw(gateway.addr, &request).await;
+        let body = response
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b)
+            .expect("a response with a body");
+        let echo = Echo::parse(body.as_bytes());
+        let folded = name.to_ascii_lowercase();
+        for received in echo.header_names() {
+            assert_ne!(
+                received.replace('_', "-"),
+                folded,
+                "{name} reached the upstream as {received}"
+            );
+        }
+        assert!(
+            !body.contains("forged"),
+            "{name}: a forged value reached the upstream"
+        );
+        assert_eq!(echo.header("x-innocent"), vec!["kept"], "{name}");
+    }
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn stripping_happens_on_paths_that_never_reach_the_upstream_too() {
+    // On the gateway's own endpoints and on refused paths, a forged header must not change
+    // the answer: the same request with and without it gets the same status.
+    let upstream = common::upstream().await;
+    let gateway = common::start(common::config(
+        upstream.addr,
+        "[access]\npublic_paths = [\"/static/\"]\n",
+    ))
+    .await;
+    for path in ["/oauth2/userinfo", "/private"] {
+        let plain = raw(
+            gateway.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        let forged = raw(
+            gateway.addr,
+            &format!("GET {path} HTTP/1.1\r\nHost: a\r\nX-Forwarded-User: admin\r\nRemote_User: admin\r\nConnection: close\r\n\r\n"),
+        )
+        .await;
+        assert_eq!(plain.lines().next(), forged.lines().next(), "{path}");
+        assert!(
+            !forged.contains("admin"),
+            "{path}: a forged identity was echoed"
+        );
+    }
+    gateway.shutdown().await;
+}

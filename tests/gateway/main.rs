@@ -1,0 +1,12 @@
+//! The gateway over real sockets: a real upstream server, the gateway in-process on port 0,
+//! real HTTP clients.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod admin;
+mod identity;
+mod limits;
+mod proxy;
+mod shutdown;
+mod websocket;
