@@ -142,10 +142,12 @@ fn serve(config: Config, demo_app: Option<tokio::net::TcpListener>) -> ExitCode 
                 return ExitCode::FAILURE;
             }
         };
+        let bound =
+            |l: &tokio::net::TcpListener| l.local_addr().map(|a| a.to_string()).unwrap_or_default();
         tracing::info!(
             version = env!("CARGO_PKG_VERSION"),
-            listen = %config.server.listen,
-            admin = ?config.server.admin_listen,
+            listen = bound(&listeners.main),
+            admin = listeners.admin.as_ref().map(bound),
             upstream = %config.upstream.url,
             "sessiongate started"
         );

@@ -40,9 +40,18 @@ pub(super) fn load(text: &str, env: &BTreeMap<String, String>) -> Result<Config,
     let mut table: toml::Table = match text.parse() {
         Ok(table) => table,
         Err(e) => {
+            // The error's own rendering quotes the offending line, which may hold a secret:
+            // say where it is instead.
+            let place = e.span().map(|span| {
+                let before = &text[..span.start.min(text.len())];
+                let line = before.matches('\n').count() + 1;
+                let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+                format!(" at line {line}, column {column}")
+            });
+            let message = e.message().trim_end();
             problems.at(
                 "file",
-                format!("not valid TOML: {}", e.to_string().trim_end()),
+                format!("not valid TOML{}: {message}", place.unwrap_or_default()),
             );
             return Err(ConfigError {
                 problems: problems.0,

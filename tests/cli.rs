@@ -1,0 +1,287 @@
+//! The `sessiongate` binary as operators meet it: `check` on good and bad files, `gen-secret`,
+//! `--version`, and `run` from start to SIGTERM with its log lines.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sessiongate");
+
+fn sessiongate(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .env_remove("SESSIONGATE_CONFIG")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the binary runs")
+}
+
+fn configs(kind: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/configs")
+        .join(kind);
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .expect("config dir")
+        .map(|e| e.expect("entry").path())
+        .collect();
+    files.sort();
+    files
+}
+
+#[test]
+fn check_accepts_good_files_and_prints_a_summary() {
+    for file in configs("good") {
+        let out = sessiongate(&["check", "--config", file.to_str().expect("utf-8 path")]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(stdout.contains(": ok"), "{stdout}");
+        assert!(
+            stdout.contains("upstream      http://127.0.0.1:8080/"),
+            "{stdout}"
+        );
+        assert!(
+            !stdout.contains("c2Vzc2lvbmdhdGUt"),
+            "the summary must not print secrets: {stdout}"
+        );
+    }
+}
+
+/// Each bad file states the messages it must produce in `# expect:` lines.
+#[test]
+fn check_rejects_each_bad_file_with_its_message() {
+    let files = configs("bad");
+    assert!(files.len() >= 12, "only {} bad configs", files.len());
+    for file in files {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# expect: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} states no expectation",
+            file.display()
+        );
+        let out = sessiongate(&["check", "--config", file.to_str().expect("utf-8 path")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{}: {stderr}", file.display());
+        for message in expected {
+            assert!(
+                stderr.contains(message),
+                "{}: expected {message:?} in:\n{stderr}",
+                file.display()
+            );
+        }
+        assert!(
+            !stderr.contains("c2Vzc2lvbmdhdGUt"),
+            "{}: a secret was printed:\n{stderr}",
+            file.display()
+        );
+    }
+}
+
+#[test]
+fn check_reports_a_missing_file() {
+    let out = sessiongate(&["check", "--config", "/nonexistent/sessiongate.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent/sessiongate.toml")
+    );
+}
+
+#[test]
+fn check_reads_the_path_from_the_environment() {
+    let good = configs("good").remove(0);
+    let out = Command::new(BIN)
+        .arg("check")
+        .env("SESSIONGATE_CONFIG", &good)
+        .output()
+        .expect("runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .arg("check")
+        .env("SESSIONGATE_CONFIG", &good)
+        .env("SESSIONGATE_SESSION_IDLE_TIMEOUT", "13h")
+        .output()
+        .expect("runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("session.idle_timeout (13h) must not exceed session.absolute_timeout (12h)")
+    );
+}
+
+#[test]
+fn gen_secret_prints_a_fresh_valid_key() {
+    let first = sessiongate(&["gen-secret"]);
+    let second = sessiongate(&["gen-secret"]);
+    assert!(first.status.success());
+    let first = String::from_utf8_lossy(&first.stdout).trim().to_string();
+    let second = String::from_utf8_lossy(&second.stdout).trim().to_string();
+    assert_ne!(first, second);
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&first)
+        .expect("base64");
+    assert_eq!(bytes.len(), 32);
+    // And the configuration accepts it.
+    let env = sessiongate::Environment::default().with("SESSIONGATE_SESSION_SECRETS", &first);
+    let text = std::fs::read_to_string(configs("good").remove(0)).expect("read");
+    sessiongate::Config::parse(&text, &env).expect("a generated secret is valid");
+}
+
+#[test]
+fn version_and_help_read_well() {
+    let out = sessiongate(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("sessiongate {}", env!("CARGO_PKG_VERSION"))
+    );
+    let out = sessiongate(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for command in ["run", "check", "gen-secret", "demo", "healthcheck"] {
+        assert!(
+            help.contains(command),
+            "{command} missing from --help:\n{help}"
+        );
+    }
+    let out = sessiongate(&["run", "--help"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("SESSIONGATE_CONFIG"));
+}
+
+#[test]
+fn run_refuses_a_bad_config_without_starting() {
+    let bad =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/bad/idle-exceeds-absolute.toml");
+    let out = sessiongate(&["run", "--config", bad.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must not exceed"));
+}
+
+/// The real binary: starts, serves, logs one JSON line per request without secrets, and
+/// exits 0 on SIGTERM.
+#[tokio::test]
+async fn run_serves_logs_and_stops_on_sigterm() {
+    let upstream = common::upstream().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("sessiongate.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+admin_listen = "127.0.0.1:0"
+public_url = "http://127.0.0.1:4180"
+[upstream]
+url = "http://{}"
+[oidc]
+issuer = "http://127.0.0.1:1"
+client_id = "test"
+client_secret = "oidc-client-secret-value"
+[session]
+secrets = ["c2Vzc2lvbmdhdGUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="]
+[access]
+public_paths = ["/"]
+[log]
+format = "json"
+"#,
+            upstream.addr
+        ),
+    )
+    .expect("write config");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", config.to_str().expect("utf-8")])
+        .env_remove("RUST_LOG")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("stderr");
+    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    let started = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(line) = lines.recv().await {
+            log.push(line.clone());
+            let parsed: serde_json::Value =
+                serde_json::from_str(&line).expect("every log line is JSON");
+            if parsed["message"] == "sessiongate started" {
+                return parsed;
+            }
+        }
+        panic!("the gateway exited before starting: {log:#?}");
+    })
+    .await
+    .expect("starts within 20 s");
+    let addr = started["listen"]
+        .as_str()
+        .expect("listen address")
+        .to_string();
+
+    let request = http::Request::get(format!(
+        "http://{addr}/echo/logged?token=query-secret-value"
+    ))
+    .header("cookie", "sessiongate=cookie-secret-value")
+    .header("authorization", "Bearer bearer-secret-value")
+    .body(common::full(""))
+    .expect("request");
+    let (status, _, _) = common::send(&common::client(), request).await;
+    assert_eq!(status, http::StatusCode::OK);
+
+    let kill = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(kill.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
+    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(5), lines.recv()).await {
+        log.push(line);
+    }
+
+    let request_line = log
+        .iter()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["message"] == "request")
+        .unwrap_or_else(|| panic!("no request line in {log:#?}"));
+    assert_eq!(request_line["method"], "GET");
+    assert_eq!(request_line["path"], "/echo/logged");
+    assert_eq!(request_line["status"], 200);
+    assert_eq!(request_line["route"], "public");
+    assert!(request_line["latency_ms"].is_number());
+    assert!(request_line["upstream_ms"].is_number());
+    let all = log.join("\n");
+    for secret in [
+        "query-secret-value",
+        "cookie-secret-value",
+        "bearer-secret-value",
+        "oidc-client-secret-value",
+        "c2Vzc2lvbmdhdGUt",
+    ] {
+        assert!(
+            !all.contains(secret),
+            "{secret} appeared in the log:\n{all}"
+        );
+    }
+    assert!(all.contains("\"message\":\"stopped\""), "{all}");
+}
