@@ -11,7 +11,11 @@ use sessiongate::{Config, Environment, Listeners};
 /// An OpenID Connect session gateway: logs users in, keeps a sliding encrypted session,
 /// and forwards requests to your application with identity headers it can trust.
 #[derive(Parser)]
-#[command(version, about, long_about = None, propagate_version = true)]
+#[command(
+    version,
+    propagate_version = true,
+    after_help = "Start here:\n  sessiongate demo                         try it with a built-in application\n  sessiongate gen-secret                   a value for session.secrets\n  sessiongate check --config FILE          validate a configuration\n  sessiongate run --config FILE            serve\n\nEvery configuration key can also be set as SESSIONGATE_<SECTION>_<KEY>."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -119,6 +119,15 @@ impl Gateway {
                 Outcome::answered("rejected", reason),
             );
         }
+        if request.method() == http::Method::CONNECT {
+            let body = response::error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "method_not_allowed",
+                "This is not a forward proxy.",
+                html,
+            );
+            return (body, Outcome::answered("rejected", "CONNECT"));
+        }
         if self.is_own_endpoint(path) {
             let body = response::error(
                 StatusCode::NOT_FOUND,

@@ -296,3 +296,63 @@ async fn ambiguous_paths_and_the_gateway_prefix_never_reach_the_upstream() {
     assert!(!headers.contains_key("x-upstream"));
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn an_upstream_that_never_accepts_answers_504_after_the_connect_timeout() {
+    // A listener whose accept queue is full: further SYNs go unanswered, so connecting hangs.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let listener = socket.listen(0).expect("listen");
+    let mut fillers = Vec::new();
+    for _ in 0..4 {
+        if let Ok(Ok(stream)) = tokio::time::timeout(
+            std::time::Duration::from_millis(200),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            fillers.push(stream);
+        }
+    }
+    let config = common::config(
+        addr,
+        "[access]\npublic_paths = [\"/\"]\n[upstream]\nconnect_timeout = \"300ms\"\n",
+    );
+    let gateway = common::start(config).await;
+    let started = tokio::time::Instant::now();
+    let (status, _, body) = common::get(&gateway.url("/x")).await;
+    assert_eq!(
+        status,
+        StatusCode::GATEWAY_TIMEOUT,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    drop((listener, fillers));
+    gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn connect_requests_are_refused() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = common::upstream().await;
+    let gateway = common::start(common::config(upstream.addr, PUBLIC)).await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
+        .await
+        .expect("write");
+    let mut buffer = vec![0u8; 1024];
+    let n = stream.read(&mut buffer).await.expect("read");
+    assert!(
+        String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 405"),
+        "{}",
+        String::from_utf8_lossy(&buffer[..n])
+    );
+    gateway.shutdown().await;
+}
