@@ -19,10 +19,19 @@ const HOP_BY_HOP: [HeaderName; 8] = [
     header::TRANSFER_ENCODING,
 ];
 
-/// Whether this HTTP/1.1 request asks to switch protocols (RFC 9110 §7.8), e.g. a WebSocket.
+/// Whether this HTTP/1.1 request asks to switch to WebSocket (RFC 9110 §7.8, RFC 6455 §4.1).
+///
+/// Only WebSocket is relayed. Any other upgrade, `h2c` above all, would hand the client a
+/// raw connection to the upstream on which it could send further requests that the gateway
+/// never sees ("h2c smuggling"); those requests are forwarded as plain requests instead.
 pub(crate) fn is_upgrade_request(headers: &HeaderMap) -> bool {
-    headers.contains_key(header::UPGRADE)
-        && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
+    let websocket = headers
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|protocol| protocol.trim().eq_ignore_ascii_case("websocket"));
+    websocket && connection_tokens(headers).any(|t| t.eq_ignore_ascii_case("upgrade"))
 }
 
 fn connection_tokens(headers: &HeaderMap) -> impl Iterator<Item = &str> {
@@ -217,6 +226,18 @@ mod tests {
             ("connection", "keep-alive"),
             ("upgrade", "websocket")
         ])));
+    }
+
+    #[test]
+    fn h2c_upgrades_are_not_relayed() {
+        let mut headers = map(&[
+            ("connection", "Upgrade, HTTP2-Settings"),
+            ("upgrade", "h2c"),
+            ("http2-settings", "AAMAAABkAAQAAP__"),
+        ]);
+        assert!(!is_upgrade_request(&headers));
+        remove_hop_by_hop(&mut headers, false);
+        assert!(headers.is_empty(), "{headers:?}");
     }
 
     #[test]

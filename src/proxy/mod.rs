@@ -35,6 +35,8 @@ pub(crate) enum ProxyError {
     Upstream(#[source] hyper_util::client::legacy::Error),
     #[error("the request target cannot be forwarded")]
     BadTarget,
+    #[error("the upstream switched protocols without being asked to")]
+    UnaskedUpgrade,
 }
 
 impl ProxyError {
@@ -44,7 +46,9 @@ impl ProxyError {
                 StatusCode::GATEWAY_TIMEOUT
             }
             ProxyError::BadTarget => StatusCode::BAD_REQUEST,
-            ProxyError::Connect(_) | ProxyError::Upstream(_) => StatusCode::BAD_GATEWAY,
+            ProxyError::Connect(_) | ProxyError::Upstream(_) | ProxyError::UnaskedUpgrade => {
+                StatusCode::BAD_GATEWAY
+            }
         }
     }
 }
@@ -191,6 +195,8 @@ impl Upstream {
                 self.tunnels.spawn(client_upgrade, upstream_upgrade);
                 headers::remove_hop_by_hop(response.headers_mut(), true);
             }
+            // Relaying a 101 nobody asked for would leave the client's connection in limbo.
+            None if switching => return Err(ProxyError::UnaskedUpgrade),
             _ => headers::remove_hop_by_hop(response.headers_mut(), false),
         }
         Ok(Forwarded {

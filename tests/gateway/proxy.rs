@@ -356,3 +356,31 @@ async fn connect_requests_are_refused() {
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn h2c_upgrade_requests_are_forwarded_as_plain_requests() {
+    // A relayed h2c upgrade would let the client talk to the upstream directly, past every
+    // check the gateway makes ("h2c smuggling").
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let upstream = common::upstream().await;
+    let gateway = common::start(common::config(upstream.addr, PUBLIC)).await;
+    let mut stream = tokio::net::TcpStream::connect(gateway.addr)
+        .await
+        .expect("connect");
+    stream
+        .write_all(b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
+        .await
+        .expect("write");
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).await.expect("read");
+    let response = String::from_utf8_lossy(&response);
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b)
+        .expect("body");
+    let echo = Echo::parse(body.as_bytes());
+    assert!(echo.header("upgrade").is_empty());
+    assert!(echo.header("http2-settings").is_empty());
+    gateway.shutdown().await;
+}
