@@ -328,6 +328,22 @@ pub async fn get(url: &str) -> (StatusCode, http::HeaderMap, Bytes) {
     send(&client(), request).await
 }
 
+/// Sends raw request bytes (exactly the spelling given) and returns everything the server
+/// sent until it closed the connection, or for 10 s at most.
+pub async fn raw(addr: SocketAddr, request: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+    String::from_utf8_lossy(&response).into_owned()
+}
+
+/// The body of a raw HTTP/1.1 response (no chunked encoding expected).
+pub fn raw_body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
 /// The upstream's `/echo` answer, parsed.
 pub struct Echo(pub serde_json::Value);
 

@@ -2,9 +2,6 @@
 //! with `_` for `-`, every duplicate. Sent as raw bytes so the spelling on the wire is exactly
 //! what an attacker would send.
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpStream;
-
 use crate::common::{self, Echo};
 
 const ALWAYS_STRIPPED: &[&str] = &[
@@ -31,15 +28,6 @@ strip = ["X-Legacy-Role"]
 "X-App-Tenant" = "tid"
 "X-Forwarded-User" = "sub"
 "#;
-
-/// Sends raw request bytes and returns the whole response as text.
-async fn raw(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    String::from_utf8_lossy(&response).into_owned()
-}
 
 fn spellings(name: &str) -> Vec<String> {
     let lower = name.to_ascii_lowercase();
@@ -73,11 +61,8 @@ async fn every_identity_header_is_stripped_in_every_spelling() {
             ));
         }
         request.push_str("X-Innocent: kept\r\n\r\n");
-        let response = raw(gateway.addr, &request).await;
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b)
-            .expect("a response with a body");
+        let response = common::raw(gateway.addr, &request).await;
+        let body = common::raw_body(&response);
         let echo = Echo::parse(body.as_bytes());
         let folded = name.to_ascii_lowercase();
         for received in echo.header_names() {
@@ -107,12 +92,12 @@ async fn stripping_happens_on_paths_that_never_reach_the_upstream_too() {
     ))
     .await;
     for path in ["/oauth2/userinfo", "/private"] {
-        let plain = raw(
+        let plain = common::raw(
             gateway.addr,
             &format!("GET {path} HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"),
         )
         .await;
-        let forged = raw(
+        let forged = common::raw(
             gateway.addr,
             &format!("GET {path} HTTP/1.1\r\nHost: a\r\nX-Forwarded-User: admin\r\nRemote_User: admin\r\nConnection: close\r\n\r\n"),
         )

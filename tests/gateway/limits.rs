@@ -8,15 +8,8 @@ use tokio::net::TcpStream;
 use crate::common;
 
 async fn status_line(addr: std::net::SocketAddr, request: &str) -> String {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    stream.write_all(request.as_bytes()).await.expect("write");
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response).await;
-    String::from_utf8_lossy(&response)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .to_string()
+    let response = common::raw(addr, request).await;
+    response.lines().next().unwrap_or("").to_string()
 }
 
 #[tokio::test]

@@ -337,23 +337,12 @@ async fn an_upstream_that_never_accepts_answers_504_after_the_connect_timeout() 
 
 #[tokio::test]
 async fn connect_requests_are_refused() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = common::upstream().await;
     let gateway = common::start(common::config(upstream.addr, PUBLIC)).await;
-    let mut stream = tokio::net::TcpStream::connect(gateway.addr)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n")
-        .await
-        .expect("write");
-    let mut buffer = vec![0u8; 1024];
-    let n = stream.read(&mut buffer).await.expect("read");
-    assert!(
-        String::from_utf8_lossy(&buffer[..n]).starts_with("HTTP/1.1 405"),
-        "{}",
-        String::from_utf8_lossy(&buffer[..n])
-    );
+    let request =
+        "CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\nConnection: close\r\n\r\n";
+    let response = common::raw(gateway.addr, request).await;
+    assert!(response.starts_with("HTTP/1.1 405"), "{response}");
     gateway.shutdown().await;
 }
 
@@ -361,25 +350,13 @@ async fn connect_requests_are_refused() {
 async fn h2c_upgrade_requests_are_forwarded_as_plain_requests() {
     // A relayed h2c upgrade would let the client talk to the upstream directly, past every
     // check the gateway makes ("h2c smuggling").
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let upstream = common::upstream().await;
     let gateway = common::start(common::config(upstream.addr, PUBLIC)).await;
-    let mut stream = tokio::net::TcpStream::connect(gateway.addr)
-        .await
-        .expect("connect");
-    stream
-        .write_all(b"GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, close\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")
-        .await
-        .expect("write");
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).await.expect("read");
-    let response = String::from_utf8_lossy(&response);
+    let request = "GET /echo HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings, close\r\n\
+                   Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n";
+    let response = common::raw(gateway.addr, request).await;
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .expect("body");
-    let echo = Echo::parse(body.as_bytes());
+    let echo = Echo::parse(common::raw_body(&response).as_bytes());
     assert!(echo.header("upgrade").is_empty());
     assert!(echo.header("http2-settings").is_empty());
     gateway.shutdown().await;
