@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# Load benchmark for the proxy path: wrk against a tiny upstream directly, then through the
+# gateway in front of the same upstream, and a table comparing the two.
+#
+#   bash benches/proxy_load.sh                     # 32 connections, 10 s per target
+#   CONNECTIONS=64 DURATION=30 bash benches/proxy_load.sh
+#   LOG_LEVEL=info bash benches/proxy_load.sh      # with one log line per request
+#
+# Pinning: wrk runs on CPU 0; the upstream and the gateway share CPU 1. The direct run
+# therefore measures the upstream alone on CPU 1, the gateway run the gateway plus the
+# upstream on CPU 1, so the ratio is the cost of the gateway's work per request. Everything
+# listens on and talks to 127.0.0.1 only. Needs 2 CPUs, taskset, curl and wrk (installed
+# with apt-get when missing).
+set -euo pipefail
+
+CONNECTIONS="${CONNECTIONS:-32}"
+DURATION="${DURATION:-10}"
+# "warn" keeps the per-request log line out of the measurement; LOG_LEVEL=info measures it.
+LOG_LEVEL="${LOG_LEVEL:-warn}"
+WARMUP=2
+WRK_CPU=0
+SERVER_CPU=1
+
+die() {
+    echo "proxy_load: $*" >&2
+    exit 1
+}
+
+[[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer, not '$CONNECTIONS'"
+[[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer (seconds), not '$DURATION'"
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+# --- tools ------------------------------------------------------------------------------
+command -v taskset >/dev/null || die "taskset (util-linux) is required"
+command -v curl >/dev/null || die "curl is required"
+if [ "$(nproc)" -lt 2 ]; then
+    die "needs at least 2 CPUs for the pinning (nproc = $(nproc))"
+fi
+if ! command -v wrk >/dev/null; then
+    SUDO=()
+    if [ "$(id -u)" -ne 0 ]; then
+        command -v sudo >/dev/null || die "wrk is missing and installing it needs root or sudo"
+        SUDO=(sudo)
+    fi
+    echo "proxy_load: installing wrk" >&2
+    if ! "${SUDO[@]}" apt-get install -y wrk >&2; then
+        "${SUDO[@]}" apt-get update >&2
+        "${SUDO[@]}" apt-get install -y wrk >&2
+    fi
+fi
+
+# --- build ------------------------------------------------------------------------------
+echo "proxy_load: building (release, fat LTO: this takes a few minutes)" >&2
+cargo build --release --bin sessiongate --example bench_upstream >&2
+GATEWAY_BIN="$ROOT/target/release/sessiongate"
+UPSTREAM_BIN="$ROOT/target/release/examples/bench_upstream"
+
+# --- processes and cleanup --------------------------------------------------------------
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/proxy_load.XXXXXX")"
+PIDS=()
+cleanup() {
+    local status=$?
+    local pid i
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for ((i = 0; i < 50; i++)); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+        kill -KILL "$pid" 2>/dev/null || true
+        wait "$pid" 2>/dev/null || true
+    done
+    if [ "$status" -ne 0 ]; then
+        for log in "$WORK"/*.log; do
+            [ -s "$log" ] || continue
+            echo "--- last lines of $(basename "$log") ---" >&2
+            tail -n 20 "$log" >&2
+        done
+    fi
+    rm -rf "$WORK"
+    exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# A loopback port nobody listens on, other than $1 (bounded number of tries).
+free_port() {
+    local except=${1:-} port i
+    for ((i = 0; i < 100; i++)); do
+        port=$((20000 + RANDOM % 40000))
+        [ "$port" != "$except" ] || continue
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+            echo "$port"
+            return 0
+        fi
+    done
+    die "no free loopback port found"
+}
+
+# Waits until `url` answers 200 (at most ~10 s), failing early if `pid` has exited.
+wait_ready() {
+    local name=$1 pid=$2 url=$3 i
+    for ((i = 0; i < 100; i++)); do
+        kill -0 "$pid" 2>/dev/null || die "$name exited during startup"
+        if [ "$(curl -s -o /dev/null -w '%{http_code}' --max-time 1 "$url" || true)" = 200 ]; then
+            return 0
+        fi
+        sleep 0.1
+    done
+    die "$name did not answer 200 at $url within 10 s"
+}
+
+UPSTREAM_PORT="$(free_port)"
+UPSTREAM_CMD=(taskset -c "$SERVER_CPU" "$UPSTREAM_BIN" "127.0.0.1:$UPSTREAM_PORT")
+"${UPSTREAM_CMD[@]}" >"$WORK/upstream.log" 2>&1 &
+PIDS+=($!)
+wait_ready upstream "${PIDS[-1]}" "http://127.0.0.1:$UPSTREAM_PORT/"
+
+GATEWAY_PORT="$(free_port "$UPSTREAM_PORT")"
+SECRET="$("$GATEWAY_BIN" gen-secret)"
+CONFIG="$WORK/sessiongate.toml"
+cat >"$CONFIG" <<EOF
+[server]
+listen = "127.0.0.1:$GATEWAY_PORT"
+public_url = "http://127.0.0.1:$GATEWAY_PORT"
+shutdown_grace = "1s"
+
+[upstream]
+url = "http://127.0.0.1:$UPSTREAM_PORT"
+
+[oidc]
+issuer = "http://127.0.0.1:1/"
+client_id = "bench"
+
+[session]
+secrets = ["$SECRET"]
+
+[access]
+public_paths = ["/"]
+
+[log]
+level = "$LOG_LEVEL"
+EOF
+GATEWAY_CMD=(taskset -c "$SERVER_CPU" "$GATEWAY_BIN" run --config "$CONFIG")
+# RUST_LOG would override log.level; the benchmark wants per-request lines off.
+env -u RUST_LOG "${GATEWAY_CMD[@]}" >/dev/null 2>"$WORK/gateway.log" &
+PIDS+=($!)
+wait_ready gateway "${PIDS[-1]}" "http://127.0.0.1:$GATEWAY_PORT/"
+
+# The gateway must really forward (not answer 401 or 502 itself).
+direct_body="$(curl -s --max-time 2 "http://127.0.0.1:$UPSTREAM_PORT/")"
+gateway_body="$(curl -s --max-time 2 "http://127.0.0.1:$GATEWAY_PORT/")"
+[ "$direct_body" = "$gateway_body" ] || die "the gateway's answer differs from the upstream's: '$gateway_body'"
+
+# --- load -------------------------------------------------------------------------------
+# Latency from wrk ("123.45us", "1.20ms", "1.00s") in milliseconds.
+to_ms() {
+    awk -v v="$1" 'BEGIN {
+        n = v + 0
+        if (v ~ /us$/) n /= 1000
+        else if (v ~ /ms$/) n += 0
+        else if (v ~ /m$/) n *= 60000
+        else if (v ~ /s$/) n *= 1000
+        printf "%.3f", n
+    }'
+}
+
+# run_wrk NAME URL: a warm-up, then the measured run; sets RPS[NAME], P50[NAME] and
+# P99[NAME] (ms), and BAD[NAME] (non-2xx/3xx responses plus socket errors).
+COMMANDS=()
+declare -A RPS P50 P99 BAD
+run_wrk() {
+    local name=$1 url=$2 out
+    local warm=(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$url")
+    local measure=(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
+    COMMANDS+=("${warm[*]}  # warm-up" "${measure[*]}")
+    echo "proxy_load: $name: warm-up ${WARMUP}s, then ${DURATION}s" >&2
+    "${warm[@]}" >/dev/null
+    out="$WORK/wrk-$name.txt"
+    "${measure[@]}" >"$out"
+    local rps p50 p99 non2xx errors
+    rps="$(awk '/^Requests\/sec:/ { print $2 }' "$out")"
+    p50="$(awk '$1 == "50%" { print $2 }' "$out")"
+    p99="$(awk '$1 == "99%" { print $2 }' "$out")"
+    non2xx="$(awk '/Non-2xx or 3xx responses:/ { print $NF }' "$out")"
+    errors="$(awk '/Socket errors:/ {
+        s = 0
+        for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+,?$/) s += $i + 0
+        print s
+    }' "$out")"
+    if [ -z "$rps" ] || [ -z "$p50" ] || [ -z "$p99" ]; then
+        cat "$out" >&2
+        die "cannot parse wrk's output for $name"
+    fi
+    RPS[$name]="$rps"
+    P50[$name]="$(to_ms "$p50")"
+    P99[$name]="$(to_ms "$p99")"
+    BAD[$name]="$((${non2xx:-0} + ${errors:-0}))"
+}
+
+run_wrk direct "http://127.0.0.1:$UPSTREAM_PORT/"
+run_wrk gateway "http://127.0.0.1:$GATEWAY_PORT/"
+
+# --- report -----------------------------------------------------------------------------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
+
+echo
+echo "proxy_load: nproc = $(nproc); wrk on CPU $WRK_CPU, upstream and gateway on CPU $SERVER_CPU;" \
+    "$CONNECTIONS connections, ${DURATION}s (after ${WARMUP}s warm-up)"
+echo "commands:"
+printf '  %s\n' "${UPSTREAM_CMD[*]}" "${GATEWAY_CMD[*]}"
+printf '  %s\n' "${COMMANDS[@]}"
+echo "config ($CONFIG, removed at exit; secret elided):"
+sed 's/^secrets = .*/secrets = ["..."]/; s/^./  &/' "$CONFIG"
+echo
+printf '%-16s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
+for name in direct gateway; do
+    printf '%-16s %12s %10s %10s %8s\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${BAD[$name]}"
+done
+printf '%-16s %12s %10s %10s\n' "gateway/direct" \
+    "$(ratio "${RPS[gateway]}" "${RPS[direct]}")" \
+    "$(ratio "${P50[gateway]}" "${P50[direct]}")" \
+    "$(ratio "${P99[gateway]}" "${P99[direct]}")"
+if [ "${BAD[direct]}" -ne 0 ] || [ "${BAD[gateway]}" -ne 0 ]; then
+    echo "proxy_load: warning: some responses were errors or not 2xx/3xx (see 'errors')" >&2
+fi
