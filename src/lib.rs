@@ -17,7 +17,6 @@
 //! so tests drive the whole gateway in-process on port 0.
 
 pub mod config;
-pub mod demo;
 mod gateway;
 pub mod ops;
 mod proxy;

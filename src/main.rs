@@ -14,7 +14,7 @@ use sessiongate::{Config, Environment, Listeners};
 #[command(
     version,
     propagate_version = true,
-    after_help = "Start here:\n  sessiongate demo                         try it with a built-in application\n  sessiongate gen-secret                   a value for session.secrets\n  sessiongate check --config FILE          validate a configuration\n  sessiongate run --config FILE            serve\n\nEvery configuration key can also be set as SESSIONGATE_<SECTION>_<KEY>."
+    after_help = "Start here:\n  sessiongate gen-secret                   a value for session.secrets\n  sessiongate check --config FILE          validate a configuration\n  sessiongate run --config FILE            serve\n\nEvery configuration key can also be set as SESSIONGATE_<SECTION>_<KEY>."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,8 +35,6 @@ enum Command {
     },
     /// Print a fresh random secret for `session.secrets`.
     GenSecret,
-    /// Run the gateway in front of a built-in demo application (no identity provider needed).
-    Demo,
     /// Exit 0 when the admin listener's /healthz answers 200 (for container health checks).
     Healthcheck {
         /// The admin listener's address.
@@ -61,7 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Run { config } => match load(&config.config, &Environment::from_process()) {
-            Some(config) => serve(config, None),
+            Some(config) => serve(config),
             None => ExitCode::FAILURE,
         },
         Command::Check { config } => match load(&config.config, &Environment::from_process()) {
@@ -75,7 +73,6 @@ fn main() -> ExitCode {
             println!("{}", new_secret());
             ExitCode::SUCCESS
         }
-        Command::Demo => demo(),
         Command::Healthcheck { addr } => match healthcheck(addr) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -133,12 +130,9 @@ fn runtime() -> tokio::runtime::Runtime {
 }
 
 /// Binds, runs until SIGTERM or Ctrl-C, and reports.
-fn serve(config: Config, demo_app: Option<tokio::net::TcpListener>) -> ExitCode {
+fn serve(config: Config) -> ExitCode {
     sessiongate::ops::logging::init(&config.log);
     runtime().block_on(async move {
-        if let Some(app) = demo_app {
-            tokio::spawn(sessiongate::demo::serve_app(app));
-        }
         let listeners = match Listeners::bind(&config).await {
             Ok(listeners) => listeners,
             Err(e) => {
@@ -186,50 +180,4 @@ async fn shutdown_signal() {
     {
         let _ = ctrl_c.await;
     }
-}
-
-/// The demo configuration, with the demo application and a fresh session secret filled in.
-const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
-
-fn demo() -> ExitCode {
-    let app = match std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| {
-        l.set_nonblocking(true)?;
-        Ok(l)
-    }) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("cannot start the demo application: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let app_addr = match app.local_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("cannot start the demo application: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let env = Environment::from_process()
-        .with("SESSIONGATE_UPSTREAM_URL", &format!("http://{app_addr}"))
-        .with("SESSIONGATE_SESSION_SECRETS", &new_secret());
-    let config = match Config::parse(DEMO_CONFIG, &env) {
-        Ok(config) => config,
-        Err(e) => {
-            eprint!("demo configuration: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    println!(
-        "sessiongate demo: open http://{}/ in a browser (Ctrl-C stops)",
-        config.server.listen
-    );
-    let _enter = runtime();
-    let app = match tokio::net::TcpListener::from_std(app) {
-        Ok(app) => app,
-        Err(e) => {
-            eprintln!("cannot start the demo application: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    serve(config, Some(app))
 }

@@ -151,7 +151,7 @@ fn version_and_help_read_well() {
     );
     let out = sessiongate(&["--help"]);
     let help = String::from_utf8_lossy(&out.stdout);
-    for command in ["run", "check", "gen-secret", "demo", "healthcheck"] {
+    for command in ["run", "check", "gen-secret", "healthcheck"] {
         assert!(
             help.contains(command),
             "{command} missing from --help:\n{help}"

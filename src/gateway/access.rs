@@ -54,6 +54,10 @@ pub(crate) fn classify(path: &str, access: &AccessConfig) -> Route {
 /// `/admin`, so such paths are refused before any rule is applied. Browsers never send them:
 /// they resolve dot segments themselves.
 pub(crate) fn is_ambiguous(path: &str) -> bool {
+    // Almost every path has none of the three bytes any ambiguity needs.
+    if !path.bytes().any(|b| matches!(b, b'%' | b'.' | b'\\')) {
+        return false;
+    }
     if path.contains('\\') {
         return true;
     }

@@ -82,8 +82,8 @@ impl Gateway {
         let (response, outcome) = self.route(request.map(Body::new), peer, client_ip).await;
 
         let status = response.status().as_u16();
-        let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-        let upstream_ms = outcome.upstream_latency.map(|d| d.as_secs_f64() * 1000.0);
+        let latency_ms = millis(started.elapsed());
+        let upstream_ms = outcome.upstream_latency.map(millis);
         tracing::info!(
             target: "sessiongate::request",
             %method,
@@ -197,6 +197,11 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Milliseconds with microsecond precision, for log lines.
+fn millis(duration: Duration) -> f64 {
+    (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
 /// `error: cause: cause`, for log lines.

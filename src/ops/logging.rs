@@ -14,9 +14,12 @@ pub fn init(config: &LogConfig) {
         .ok()
         .and_then(|f| EnvFilter::try_new(f).ok())
         .unwrap_or_else(|| EnvFilter::new(&config.level));
+    // Colours only for a person at a terminal, never into files or log collectors.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     match config.format {
         LogFormat::Json => builder
             .json()
