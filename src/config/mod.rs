@@ -62,14 +62,30 @@ pub struct UpstreamConfig {
     pub pool_idle_timeout: Duration,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// RFC 6749 §2.3.1 HTTP Basic, the default every provider supports.
+    Basic,
+    /// Credentials in the form body.
+    Post,
+}
+
 #[derive(Debug, Clone)]
 pub struct OidcConfig {
-    pub issuer: Url,
+    /// Exactly as configured: discovery must return this very string.
+    pub issuer: String,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     /// Always contains `openid`.
     pub scopes: Vec<String>,
     pub extra_auth_params: BTreeMap<String, String>,
+    /// Upper-case JWS names (`RS256`...); empty means discovery ∩ supported.
+    pub id_token_signing_algs: Vec<String>,
+    pub client_auth: ClientAuth,
+    pub clock_skew: Duration,
+    pub jwks_min_refresh: Duration,
+    pub metadata_refresh: Duration,
+    pub http_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,6 +111,7 @@ pub struct SessionConfig {
     pub touch_interval: Duration,
     pub refresh_before_expiry: Duration,
     pub on_token_expiry: OnTokenExpiry,
+    pub max_pending_logins: usize,
     pub redis_url: Option<Secret>,
 }
 

@@ -56,6 +56,12 @@ pub(crate) struct Oidc {
     pub(crate) client_secret: Option<String>,
     pub(crate) scopes: Option<Vec<String>>,
     pub(crate) extra_auth_params: Option<BTreeMap<String, String>>,
+    pub(crate) id_token_signing_algs: Option<Vec<String>>,
+    pub(crate) token_endpoint_auth: Option<String>,
+    pub(crate) clock_skew: Option<String>,
+    pub(crate) jwks_min_refresh: Option<String>,
+    pub(crate) metadata_refresh: Option<String>,
+    pub(crate) http_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -69,6 +75,7 @@ pub(crate) struct Session {
     pub(crate) touch_interval: Option<String>,
     pub(crate) refresh_before_expiry: Option<String>,
     pub(crate) on_token_expiry: Option<String>,
+    pub(crate) max_pending_logins: Option<i64>,
     pub(crate) redis_url: Option<String>,
 }
 

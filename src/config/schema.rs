@@ -177,6 +177,42 @@ pub(crate) const KEYS: &[Key] = &[
         "Extra authorization-request parameters, e.g. `{ p = \"B2C_1_signin\" }`.",
     ),
     key(
+        "oidc.id_token_signing_algs",
+        List,
+        "[]",
+        "Accepted ID token algorithms; empty = what discovery advertises and sessiongate supports. HS256 only when listed.",
+    ),
+    key(
+        "oidc.token_endpoint_auth",
+        Str,
+        "client_secret_basic",
+        "How the client authenticates at the token endpoint: `client_secret_basic` or `client_secret_post`.",
+    ),
+    key(
+        "oidc.clock_skew",
+        Str,
+        "60s",
+        "Leeway for the `exp`, `iat` and `nbf` of tokens.",
+    ),
+    key(
+        "oidc.jwks_min_refresh",
+        Str,
+        "30s",
+        "An unknown key id refetches the JWKS at most this often.",
+    ),
+    key(
+        "oidc.metadata_refresh",
+        Str,
+        "1h",
+        "Discovery and JWKS are refetched this often.",
+    ),
+    key(
+        "oidc.http_timeout",
+        Str,
+        "10s",
+        "Time limit of each request to the identity provider.",
+    ),
+    key(
         "session.store",
         Str,
         "cookie",
@@ -229,6 +265,12 @@ pub(crate) const KEYS: &[Key] = &[
         Str,
         "ignore",
         "Without a refresh token: `ignore` or `reauthenticate`.",
+    ),
+    key(
+        "session.max_pending_logins",
+        Int,
+        "5",
+        "Most login attempts (tabs) one browser may have under way; older ones are dropped.",
     ),
     key(
         "session.redis_url",

@@ -392,6 +392,11 @@ fn upstream(raw: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
     }
 }
 
+/// The JWS algorithms sessiongate verifies. `none` is deliberately absent.
+pub(crate) const SUPPORTED_ALGS: &[&str] = &[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA", "HS256",
+];
+
 /// Parameters the gateway sets itself; letting configuration override them would break
 /// the flow's security (state, nonce, PKCE) or its routing.
 const RESERVED_AUTH_PARAMS: &[&str] = &[
@@ -406,7 +411,12 @@ const RESERVED_AUTH_PARAMS: &[&str] = &[
 ];
 
 fn oidc(raw: raw::Oidc, p: &mut Problems) -> OidcConfig {
-    let issuer = https_url(p, "oidc.issuer", raw.issuer);
+    let issuer = https_url(p, "oidc.issuer", raw.issuer.clone());
+    let issuer = if p.0.iter().any(|x| x.key == "oidc.issuer") {
+        issuer.to_string()
+    } else {
+        raw.issuer.unwrap_or_default().trim().to_string()
+    };
     let client_id = required(p, "oidc.client_id", raw.client_id).unwrap_or_default();
     let client_secret = raw.client_secret.filter(|s| !s.is_empty()).map(Secret::new);
     let mut scopes = raw.scopes.unwrap_or_else(|| {
@@ -436,12 +446,53 @@ fn oidc(raw: raw::Oidc, p: &mut Problems) -> OidcConfig {
             );
         }
     }
+    let id_token_signing_algs = raw.id_token_signing_algs.unwrap_or_default();
+    for (i, alg) in id_token_signing_algs.iter().enumerate() {
+        if !SUPPORTED_ALGS.contains(&alg.as_str()) {
+            let hint = if alg.eq_ignore_ascii_case("none") {
+                "unsigned tokens are never accepted".to_string()
+            } else {
+                format!("use one of {}", SUPPORTED_ALGS.join(", "))
+            };
+            p.at(
+                &format!("oidc.id_token_signing_algs[{i}]"),
+                format!("\"{alg}\" is not supported: {hint}"),
+            );
+        }
+    }
+    if id_token_signing_algs.iter().any(|a| a == "HS256") && client_secret.is_none() {
+        p.at(
+            "oidc.id_token_signing_algs",
+            "HS256 needs oidc.client_secret: it is the HMAC key",
+        );
+    }
+    let client_auth = match raw
+        .token_endpoint_auth
+        .as_deref()
+        .unwrap_or("client_secret_basic")
+    {
+        "client_secret_basic" => ClientAuth::Basic,
+        "client_secret_post" => ClientAuth::Post,
+        other => {
+            p.at(
+                "oidc.token_endpoint_auth",
+                format!("\"{other}\" is not supported: use \"client_secret_basic\" or \"client_secret_post\""),
+            );
+            ClientAuth::Basic
+        }
+    };
     OidcConfig {
         issuer,
         client_id,
         client_secret,
         scopes,
         extra_auth_params,
+        id_token_signing_algs,
+        client_auth,
+        clock_skew: duration(p, "oidc.clock_skew", raw.clock_skew),
+        jwks_min_refresh: duration(p, "oidc.jwks_min_refresh", raw.jwks_min_refresh),
+        metadata_refresh: positive(p, "oidc.metadata_refresh", raw.metadata_refresh),
+        http_timeout: positive(p, "oidc.http_timeout", raw.http_timeout),
     }
 }
 
@@ -543,7 +594,14 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
             "is required when session.store = \"redis\"",
         );
     }
+    let max_pending_logins = int_in(
+        p,
+        "session.max_pending_logins",
+        raw.max_pending_logins,
+        1..=20,
+    );
     SessionConfig {
+        max_pending_logins,
         store,
         secrets,
         cookie_name,
