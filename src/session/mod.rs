@@ -1,0 +1,12 @@
+//! Sessions: what one is and when it ends ([`model`]).
+//!
+//! The session layer knows nothing of HTTP routing or OIDC: it never decides whether a
+//! request may pass, never talks to the IdP, and reads no clock or random source itself.
+//! Callers pass `now` and a [`Random`](crate::clock::Random).
+
+pub mod model;
+
+pub use model::{
+    Claims, Session, SessionId, SessionPolicy, Validity, absolute_deadline, check, idle_deadline,
+    touch,
+};
