@@ -7,7 +7,9 @@
 //! The parts, each depending only on those listed before it:
 //!
 //! - [`config`]: the TOML file, environment overrides and secret files, validated.
-//! - `secret`: redacting newtypes for secrets.
+//! - [`secret`]: redacting newtypes for secrets.
+//! - [`clock`]: wall-clock time and randomness behind traits, so tests control both.
+//! - [`session`]: the session record and its deadlines, sealed into chunked cookies.
 //! - `proxy`: the upstream client, header rewriting, streaming and upgrade tunnels.
 //! - `gateway`: the request path: identity hygiene, routing, the access decision.
 //! - `server`: accepting connections, HTTP/1.1 and HTTP/2, limits, graceful drain.
@@ -16,12 +18,14 @@
 //! [`run`] takes its listeners and its shutdown signal instead of binding or trapping them,
 //! so tests drive the whole gateway in-process on port 0.
 
+pub mod clock;
 pub mod config;
 mod gateway;
 pub mod ops;
 mod proxy;
-mod secret;
+pub mod secret;
 mod server;
+pub mod session;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -23,6 +23,7 @@ use url::Url;
 use crate::secret::{KeyMaterial, Secret};
 
 pub(crate) use duration::Human;
+pub(crate) use validate::is_cookie_name_byte;
 
 /// The validated configuration.
 #[derive(Debug, Clone)]

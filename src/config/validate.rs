@@ -629,7 +629,7 @@ fn looks_made_up(key: &KeyMaterial) -> bool {
 }
 
 /// RFC 6265 §4.1.1: a cookie name is an RFC 2616 token.
-fn is_cookie_name_byte(b: u8) -> bool {
+pub(crate) fn is_cookie_name_byte(b: u8) -> bool {
     b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
