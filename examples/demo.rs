@@ -90,6 +90,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let shutdown = async {
         let _ = tokio::signal::ctrl_c().await;
     };
-    sessiongate::run(listeners, config, shutdown).await?;
+    sessiongate::run(listeners, config, sessiongate::Deps::system(), shutdown).await?;
     Ok(())
 }

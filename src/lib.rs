@@ -21,6 +21,7 @@
 pub mod clock;
 pub mod config;
 mod gateway;
+mod oidc;
 pub mod ops;
 mod proxy;
 pub mod secret;
@@ -34,6 +35,24 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use config::{Config, ConfigError, Environment};
+
+/// What the gateway reads from the world besides its sockets: wall-clock time and
+/// randomness. Tests pass a manual clock and seeded randomness.
+#[derive(Clone)]
+pub struct Deps {
+    pub clock: Arc<dyn clock::Clock>,
+    pub random: Arc<dyn clock::Random>,
+}
+
+impl Deps {
+    /// The system clock and the operating system's randomness.
+    pub fn system() -> Self {
+        Self {
+            clock: Arc::new(clock::SystemClock),
+            random: Arc::new(clock::OsRandom),
+        }
+    }
+}
 
 /// The sockets the gateway serves, bound by the caller.
 pub struct Listeners {
@@ -55,11 +74,23 @@ impl Listeners {
     }
 }
 
+/// `error: cause: cause`, for log lines.
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// Why the gateway could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
-    #[error("cannot set up the upstream: {0}")]
-    Upstream(String),
+    #[error("cannot start: {0}")]
+    Setup(String),
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, lets in-flight requests and open
@@ -67,12 +98,17 @@ pub enum RunError {
 pub async fn run(
     listeners: Listeners,
     config: Config,
+    deps: Deps,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     let tunnels = proxy::Tunnels::default();
-    let gateway =
-        Arc::new(gateway::Gateway::new(&config, tunnels.clone()).map_err(RunError::Upstream)?);
-    let readiness = Arc::new(ops::admin::Readiness::default());
+    let provider = oidc::Provider::new(&config.oidc);
+    let gateway = gateway::Gateway::new(&config, tunnels.clone(), provider.clone(), deps)
+        .map_err(RunError::Setup)?;
+    let gateway = Arc::new(gateway);
+    let stop_background = CancellationToken::new();
+    tokio::spawn(provider.clone().maintain(stop_background.clone()));
+    let readiness = Arc::new(ops::admin::Readiness::new(move || provider.is_ready()));
     let limits = server::Limits {
         header_read_timeout: config.server.header_read_timeout,
         max_header_bytes: config.server.max_header_bytes,
@@ -126,6 +162,7 @@ pub async fn run(
         );
         tunnels.close_all();
     }
+    stop_background.cancel();
     if let Some(admin) = admin {
         admin.abort();
     }

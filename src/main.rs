@@ -149,7 +149,14 @@ fn serve(config: Config) -> ExitCode {
             upstream = %config.upstream.url,
             "sessiongate started"
         );
-        match sessiongate::run(listeners, config, shutdown_signal()).await {
+        match sessiongate::run(
+            listeners,
+            config,
+            sessiongate::Deps::system(),
+            shutdown_signal(),
+        )
+        .await
+        {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 tracing::error!(error = %e, "sessiongate failed");

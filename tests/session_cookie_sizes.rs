@@ -23,6 +23,7 @@ fn config() -> SessionConfig {
         touch_interval: Duration::from_secs(60),
         refresh_before_expiry: Duration::from_secs(60),
         on_token_expiry: OnTokenExpiry::Ignore,
+        max_pending_logins: 5,
         redis_url: None,
     }
 }

@@ -81,6 +81,45 @@ impl IdentityHeaders {
     }
 }
 
+/// The identity headers for a session: one per configured claim the session has. Arrays are
+/// joined with `,`; a missing claim leaves its header out; a value that cannot be a header
+/// (control characters) is left out and logged, never sent mangled.
+pub(crate) fn assert(
+    session: &crate::session::model::Session,
+    claims: &[(HeaderName, String)],
+) -> HeaderMap {
+    use serde_json::Value;
+    let mut headers = HeaderMap::new();
+    for (header, claim) in claims {
+        let value = if claim == "sub" {
+            Some(session.subject.clone())
+        } else {
+            match session.claims.get(claim) {
+                Some(Value::String(s)) => Some(s.clone()),
+                Some(Value::Array(items)) => Some(
+                    items
+                        .iter()
+                        .map(|v| v.as_str().map_or_else(|| v.to_string(), str::to_string))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                ),
+                Some(Value::Null) | None => None,
+                Some(other) => Some(other.to_string()),
+            }
+        };
+        let Some(value) = value else { continue };
+        match http::HeaderValue::from_bytes(value.as_bytes()) {
+            Ok(value) => {
+                headers.insert(header.clone(), value);
+            }
+            Err(_) => {
+                tracing::warn!(header = %header, claim, "claim value cannot be sent as a header")
+            }
+        }
+    }
+    headers
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,34 +1,53 @@
 //! The request path, as named phases: strip identity headers → route (the gateway's own
-//! endpoints under `auth_prefix`, or the application) → decide → forward → log.
+//! endpoints under `auth_prefix`, or the application) → load the session → decide → forward
+//! (sliding the session) → log.
 //!
-//! The gateway owns the policy; `proxy` owns the bytes on the wire.
+//! The gateway owns the policy; `proxy` owns the bytes on the wire, `oidc` the provider and
+//! `session` the cookie format.
 
 pub(crate) mod access;
+mod endpoints;
 pub(crate) mod identity;
+mod login;
+mod navigation;
 pub(crate) mod response;
+mod return_url;
 
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
+use http::header::{HeaderMap, HeaderValue, LOCATION, SET_COOKIE};
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use ipnet::IpNet;
 use tokio::time::Instant;
 
+use crate::Deps;
 use crate::config::{AccessConfig, Config};
+use crate::oidc::Provider;
 use crate::proxy::headers::{self, Peer};
 use crate::proxy::{Forward, Tunnels, Upstream};
+use crate::session::model::{self as sessions, Session, SessionPolicy, Validity};
+use crate::session::seal::KeyRing;
+use crate::session::{Carried, Scheme, SessionCookies};
 use access::Route;
 use identity::IdentityHeaders;
+use login::{Login, LoginSetup};
 
 /// Everything the request path needs, built once from the configuration.
 pub(crate) struct Gateway {
     identity: IdentityHeaders,
+    claims: Vec<(http::HeaderName, String)>,
     access: AccessConfig,
     auth_prefix: String,
     trusted_proxies: Vec<IpNet>,
     upstream: Upstream,
+    login: Login,
+    cookies: SessionCookies,
+    policy: SessionPolicy,
+    deps: Deps,
 }
 
 /// What happened to a request, for its log line.
@@ -49,20 +68,79 @@ impl Outcome {
     }
 }
 
+/// A `302 Found` to `location` that no cache keeps.
+fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::FOUND;
+    if let Ok(location) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(LOCATION, location);
+    }
+    response.headers_mut().insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    with_cookies(response, cookies)
+}
+
+fn with_cookies(mut response: Response<Body>, cookies: Vec<HeaderValue>) -> Response<Body> {
+    for cookie in cookies {
+        response.headers_mut().append(SET_COOKIE, cookie);
+    }
+    response
+}
+
 impl Gateway {
-    pub(crate) fn new(config: &Config, tunnels: Tunnels) -> Result<Self, String> {
+    pub(crate) fn new(
+        config: &Config,
+        tunnels: Tunnels,
+        provider: Arc<Provider>,
+        deps: Deps,
+    ) -> Result<Self, String> {
+        let keys = Arc::new(
+            KeyRing::new(&config.session.secrets).map_err(|e| format!("session.secrets: {e}"))?,
+        );
+        let cookies = SessionCookies::new(&config.session, Scheme::of(&config.server.public_url))
+            .map_err(|e| e.to_string())?;
+        let secure = config.server.public_url.scheme() == "https";
+        let redirect_uri = format!(
+            "{}{}/callback",
+            config.server.public_url.as_str().trim_end_matches('/'),
+            config.server.auth_prefix
+        );
+        let header_claims = config
+            .headers
+            .claims
+            .iter()
+            .map(|(_, claim)| claim.clone())
+            .collect();
+        let login = Login::new(LoginSetup {
+            provider,
+            keys,
+            clock: deps.clock.clone(),
+            random: deps.random.clone(),
+            redirect_uri,
+            cookie_name: config.session.cookie_name.clone(),
+            secure,
+            max_pending: config.session.max_pending_logins,
+            header_claims,
+        });
         Ok(Self {
             identity: IdentityHeaders::new(&config.headers),
+            claims: config.headers.claims.clone(),
             access: config.access.clone(),
             auth_prefix: config.server.auth_prefix.clone(),
             trusted_proxies: config.server.trusted_proxies.clone(),
             upstream: Upstream::new(&config.upstream, tunnels)?,
+            login,
+            cookies,
+            policy: SessionPolicy::from(&config.session),
+            deps,
         })
     }
 
-    fn is_own_endpoint(&self, path: &str) -> bool {
+    fn own_endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {
         path.strip_prefix(self.auth_prefix.as_str())
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'))
     }
 
     /// Serves one request from a client connected from `peer`.
@@ -109,15 +187,13 @@ impl Gateway {
         let path = request.uri().path();
         if access::is_ambiguous(path) {
             let reason = "ambiguous path (dot segments or encoded separators)";
-            return (
-                response::error(
-                    StatusCode::BAD_REQUEST,
-                    "bad_path",
-                    "The request path is not allowed.",
-                    html,
-                ),
-                Outcome::answered("rejected", reason),
+            let body = response::error(
+                StatusCode::BAD_REQUEST,
+                "bad_path",
+                "The request path is not allowed.",
+                html,
             );
+            return (body, Outcome::answered("rejected", reason));
         }
         if request.method() == http::Method::CONNECT {
             let body = response::error(
@@ -128,48 +204,185 @@ impl Gateway {
             );
             return (body, Outcome::answered("rejected", "CONNECT"));
         }
-        if self.is_own_endpoint(path) {
-            let body = response::error(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                "No such gateway endpoint.",
-                html,
-            );
-            return (body, Outcome::answered("endpoint", "unknown endpoint"));
+        if let Some(endpoint) = self.own_endpoint(path) {
+            let endpoint = endpoint.to_string();
+            return self.endpoint(&endpoint, request, html).await;
         }
         let route = access::classify(path, &self.access);
-        match route {
-            Route::Public => self.forward(request, peer, client_ip, route, html).await,
-            // Sessions arrive with the login issue; until then nothing protected is served.
-            Route::Protected | Route::Api => (
-                response::error(
-                    StatusCode::UNAUTHORIZED,
-                    "unauthenticated",
-                    "Authentication is required.",
+        if route == Route::Public {
+            return self
+                .forward(
+                    request,
+                    peer,
+                    client_ip,
+                    route,
+                    HeaderMap::new(),
+                    Vec::new(),
                     html,
-                ),
-                Outcome::answered(route.label(), "no session"),
-            ),
+                )
+                .await;
+        }
+
+        let now = self.deps.clock.now();
+        let (session, mut cookies, reason) = self.load(request.headers(), now);
+        match session {
+            Some((mut session, carried)) => {
+                if sessions::touch(&mut session, now, &self.policy) {
+                    cookies.extend(self.write_session(&session, now, carried));
+                }
+                let identity = identity::assert(&session, &self.claims);
+                self.forward(request, peer, client_ip, route, identity, cookies, html)
+                    .await
+            }
+            None => self.unauthenticated(&request, route, cookies, reason, html),
         }
     }
 
+    /// The request's session when it has a valid one, the cookies to send back (clearing a
+    /// broken or expired one), and why there is no session.
+    fn load(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+    ) -> (Option<(Session, Carried)>, Vec<HeaderValue>, &'static str) {
+        let read = self.cookies.read(headers);
+        let Some(session) = read.session().cloned() else {
+            let reason = if read.clear.is_empty() {
+                "no session"
+            } else {
+                "unreadable session cookie"
+            };
+            if let crate::session::Loaded::Rejected(why) = &read.loaded {
+                tracing::debug!(reason = %why, "session cookie rejected");
+            }
+            return (None, read.clear, reason);
+        };
+        match sessions::check(&session, now, &self.policy) {
+            Validity::Valid => (Some((session, read.carried)), Vec::new(), "valid"),
+            Validity::IdleExpired => (None, self.cookies.clear(read.carried), "idle timeout"),
+            Validity::AbsoluteExpired => {
+                (None, self.cookies.clear(read.carried), "absolute timeout")
+            }
+        }
+    }
+
+    /// The cookies that store `session`; none (and a warning) when it is too large to store.
+    fn write_session(&self, session: &Session, now: u64, carried: Carried) -> Vec<HeaderValue> {
+        match self
+            .cookies
+            .write(session, now, carried, self.deps.random.as_ref())
+        {
+            Ok(cookies) => cookies,
+            Err(e) => {
+                tracing::warn!(error = %e, "the session does not fit in cookies");
+                Vec::new()
+            }
+        }
+    }
+
+    /// No valid session: people navigating are sent to log in; everything else gets a 401
+    /// and no login state.
+    fn unauthenticated(
+        &self,
+        request: &Request<Body>,
+        route: Route,
+        cookies: Vec<HeaderValue>,
+        reason: &'static str,
+        html: bool,
+    ) -> (Response<Body>, Outcome) {
+        if !self.login.provider.is_ready() {
+            let body = response::error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "idp_unavailable",
+                "The identity provider is unavailable. Try again in a moment.",
+                html,
+            );
+            return (
+                with_cookies(body, cookies),
+                Outcome::answered(route.label(), "identity provider unavailable"),
+            );
+        }
+        let navigation =
+            route != Route::Api && navigation::is_navigation(request.method(), request.headers());
+        if !navigation {
+            let mut body = response::error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "Authentication is required.",
+                false,
+            );
+            body.headers_mut().insert(
+                http::header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer"),
+            );
+            return (
+                with_cookies(body, cookies),
+                Outcome::answered(route.label(), reason),
+            );
+        }
+        let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+        self.start_login(
+            request.headers(),
+            &return_url::safe_return_path(target),
+            cookies,
+            route.label(),
+            reason,
+            html,
+        )
+    }
+
+    fn start_login(
+        &self,
+        headers: &HeaderMap,
+        return_to: &str,
+        mut cookies: Vec<HeaderValue>,
+        route: &'static str,
+        reason: &str,
+        html: bool,
+    ) -> (Response<Body>, Outcome) {
+        match self.login.start(headers, return_to) {
+            Ok((url, login_cookies)) => {
+                cookies.extend(login_cookies);
+                (
+                    redirect(&url, cookies),
+                    Outcome::answered(route, format!("login: {reason}")),
+                )
+            }
+            Err(e) => {
+                let body = response::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "idp_unavailable",
+                    "The identity provider is unavailable. Try again in a moment.",
+                    html,
+                );
+                (
+                    with_cookies(body, cookies),
+                    Outcome::answered(route, e.to_string()),
+                )
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
         request: Request<Body>,
         peer: Peer,
         client_ip: IpAddr,
         route: Route,
+        identity: HeaderMap,
+        cookies: Vec<HeaderValue>,
         html: bool,
     ) -> (Response<Body>, Outcome) {
         let forward = Forward {
             peer,
             client_ip,
             proto: "http",
-            identity: http::HeaderMap::new(),
+            identity,
         };
         match self.upstream.forward(request, forward).await {
             Ok(forwarded) => (
-                forwarded.response,
+                with_cookies(forwarded.response, cookies),
                 Outcome {
                     route: route.label(),
                     upstream_latency: Some(forwarded.upstream_latency),
@@ -188,10 +401,10 @@ impl Gateway {
                 } else {
                     "upstream_unavailable"
                 };
-                let reason = error_chain(&e);
+                let reason = crate::error_chain(&e);
                 tracing::warn!(target: "sessiongate::upstream", error = %reason, "upstream request failed");
                 (
-                    response::error(status, code, message, html),
+                    with_cookies(response::error(status, code, message, html), cookies),
                     Outcome::answered(route.label(), reason),
                 )
             }
@@ -202,16 +415,4 @@ impl Gateway {
 /// Milliseconds with microsecond precision, for log lines.
 fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
-}
-
-/// `error: cause: cause`, for log lines.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

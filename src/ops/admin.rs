@@ -10,20 +10,34 @@ use axum::extract::State;
 use axum::routing::get;
 use http::StatusCode;
 
-/// Whether the gateway wants traffic. It stops wanting it as soon as shutdown begins, so a
-/// load balancer drains it while in-flight requests finish.
-#[derive(Debug, Default)]
+/// Whether the gateway wants traffic: its dependencies are there (the identity provider
+/// discovered), and it is not shutting down — it stops wanting traffic as soon as shutdown
+/// begins, so a load balancer drains it while in-flight requests finish.
 pub(crate) struct Readiness {
     draining: AtomicBool,
+    dependencies: Box<dyn Fn() -> bool + Send + Sync>,
 }
 
 impl Readiness {
+    pub(crate) fn new(dependencies: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            draining: AtomicBool::new(false),
+            dependencies: Box::new(dependencies),
+        }
+    }
+
     pub(crate) fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    fn is_ready(&self) -> bool {
-        !self.draining.load(Ordering::Relaxed)
+    fn state(&self) -> Result<(), &'static str> {
+        if self.draining.load(Ordering::Relaxed) {
+            Err("shutting down\n")
+        } else if !(self.dependencies)() {
+            Err("identity provider unavailable\n")
+        } else {
+            Ok(())
+        }
     }
 }
 
@@ -35,9 +49,8 @@ pub(crate) fn router(readiness: Arc<Readiness>) -> Router {
 }
 
 async fn ready(State(readiness): State<Arc<Readiness>>) -> (StatusCode, &'static str) {
-    if readiness.is_ready() {
-        (StatusCode::OK, "ready\n")
-    } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "shutting down\n")
+    match readiness.state() {
+        Ok(()) => (StatusCode::OK, "ready\n"),
+        Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }

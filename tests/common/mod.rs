@@ -196,7 +196,11 @@ fn websocket_echo(req: &mut Request<Incoming>) -> Response<BoxBody> {
         .expect("response")
 }
 
-/// A configuration for tests: everything public under `/` unless the text says otherwise.
+pub mod browser;
+pub mod op;
+
+/// A configuration for tests. `extra_toml` is merged in, key by key; parts separated by a
+/// `---` line are merged one after the other, so each may repeat a section.
 pub fn config(upstream: SocketAddr, extra_toml: &str) -> Config {
     let text = format!(
         r#"
@@ -219,7 +223,9 @@ secrets = ["{secret}"]
         extra_server = "",
         secret = "c2Vzc2lvbmdhdGUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ=="
     );
-    let text = merge(&text, extra_toml);
+    let text = extra_toml
+        .split("\n---\n")
+        .fold(text, |text, part| merge(&text, part));
     Config::parse(&text, &Environment::default())
         .unwrap_or_else(|e| panic!("test config is valid: {e}"))
 }
@@ -268,10 +274,16 @@ impl Gateway {
 }
 
 pub async fn start(config: Config) -> Gateway {
+    start_with(config, sessiongate::Deps::system()).await
+}
+
+pub async fn start_with(mut config: Config, deps: sessiongate::Deps) -> Gateway {
     let main = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind gateway");
     let addr = main.local_addr().expect("gateway addr");
+    // The browser must come back to this very gateway after login.
+    config.server.public_url = format!("http://{addr}").parse().expect("url");
     let admin_listener = match config.server.admin_listen {
         Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
         None => None,
@@ -285,7 +297,7 @@ pub async fn start(config: Config) -> Gateway {
             main,
             admin: admin_listener,
         };
-        sessiongate::run(listeners, config, async {
+        sessiongate::run(listeners, config, deps, async {
             let _ = stopped.await;
         })
         .await

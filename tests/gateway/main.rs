@@ -7,6 +7,8 @@ mod common;
 mod admin;
 mod identity;
 mod limits;
+mod login;
 mod proxy;
+mod sessions;
 mod shutdown;
 mod websocket;

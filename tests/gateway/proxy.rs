@@ -259,9 +259,10 @@ async fn protected_paths_are_not_served_without_a_session() {
         "[access]\npublic_paths = [\"/static/\"]\napi_paths = [\"/api/\"]\n",
     ))
     .await;
+    // This gateway's identity provider is unreachable, so nothing protected can be served.
     for path in ["/", "/private", "/api/orders", "/statics"] {
         let (status, headers, _) = common::get(&gateway.url(path)).await;
-        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert!(
             !headers.contains_key("x-upstream"),
             "{path} must not reach the upstream"

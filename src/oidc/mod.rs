@@ -1,0 +1,14 @@
+//! OpenID Connect: discovery, the provider's keys, the authorization-code flow and ID token
+//! validation. The only module that speaks to the identity provider or imports jsonwebtoken;
+//! it knows nothing of cookies, sessions or routing.
+
+mod discovery;
+mod flow;
+mod http;
+mod id_token;
+mod jwks;
+mod provider;
+
+pub(crate) use flow::{Attempt, TokenError};
+pub(crate) use id_token::IdTokenError;
+pub(crate) use provider::Provider;

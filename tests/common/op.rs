@@ -1,0 +1,417 @@
+//! A small in-process OpenID Provider for tests: discovery, JWKS, an authorization endpoint
+//! that approves at once (the user is chosen by the test), and a token endpoint that checks
+//! the client, the code and the PKCE verifier and returns really signed tokens. Tests tweak
+//! the next ID token to exercise each validation rule, rotate keys, or take the provider down.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use base64::Engine as _;
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use jsonwebtoken::jwk::{Jwk, JwkSet};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio::net::TcpListener;
+
+use super::{BoxBody, full};
+
+pub const CLIENT_ID: &str = "gateway";
+pub const CLIENT_SECRET: &str = "gateway-secret";
+
+fn key_file(name: &str) -> Vec<u8> {
+    std::fs::read(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/keys")
+            .join(name),
+    )
+    .expect("test key")
+}
+
+/// A signing key the provider can publish and sign with.
+#[derive(Clone)]
+pub struct SigningKey {
+    pub kid: String,
+    pub alg: Algorithm,
+    pub encoding: EncodingKey,
+}
+
+impl SigningKey {
+    pub fn rsa(kid: &str, file: &str) -> Self {
+        Self {
+            kid: kid.into(),
+            alg: Algorithm::RS256,
+            encoding: EncodingKey::from_rsa_pem(&key_file(file)).expect("RSA key"),
+        }
+    }
+
+    pub fn ec(kid: &str, file: &str) -> Self {
+        Self {
+            kid: kid.into(),
+            alg: Algorithm::ES256,
+            encoding: EncodingKey::from_ec_pem(&key_file(file)).expect("EC key"),
+        }
+    }
+
+    fn jwk(&self) -> Jwk {
+        let mut jwk = Jwk::from_encoding_key(&self.encoding, self.alg).expect("public JWK");
+        jwk.common.key_id = Some(self.kid.clone());
+        jwk
+    }
+}
+
+/// How the next ID token is made wrong, if at all.
+#[derive(Clone, Default)]
+pub enum Signing {
+    /// With the current key, as a real provider would.
+    #[default]
+    Normal,
+    /// With a key that is not published, under the current key's kid.
+    ForeignKey,
+    /// `alg: none`, no signature.
+    None,
+    /// HS256 with the provider's public RSA key as the HMAC secret (algorithm confusion).
+    Hs256WithPublicKey,
+    /// HS256 with the client secret (valid only where HS256 is allowed).
+    Hs256WithClientSecret,
+    /// With this key, published or not.
+    Key(SigningKey),
+}
+
+pub struct State {
+    /// Keys in the JWKS.
+    pub published: Vec<SigningKey>,
+    /// The key tokens are signed with.
+    pub signing: SigningKey,
+    /// The next ID token's signing defect.
+    pub next_signing: Signing,
+    /// Claims merged into (null removes) the next ID token's claims.
+    pub next_claims: Value,
+    /// The user the authorization endpoint logs in.
+    pub user: Value,
+    /// The issuer written in discovery and in tokens.
+    pub issuer: String,
+    /// Discovery's id_token_signing_alg_values_supported.
+    pub algs_supported: Vec<String>,
+    codes: HashMap<String, Grant>,
+    counter: usize,
+}
+
+struct Grant {
+    redirect_uri: String,
+    nonce: Option<String>,
+    challenge: Option<String>,
+    user: Value,
+}
+
+pub struct Op {
+    pub addr: SocketAddr,
+    pub state: Arc<Mutex<State>>,
+    pub down: Arc<AtomicBool>,
+    pub jwks_hits: Arc<AtomicUsize>,
+    pub token_calls: Arc<AtomicUsize>,
+    pub discovery_hits: Arc<AtomicUsize>,
+}
+
+impl Op {
+    pub fn issuer(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn with<R>(&self, change: impl FnOnce(&mut State) -> R) -> R {
+        change(&mut self.state.lock().expect("op state"))
+    }
+
+    /// The gateway configuration's `[oidc]` section for this provider.
+    pub fn oidc_toml(&self) -> String {
+        format!(
+            "[oidc]\nissuer = \"{}\"\nclient_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n",
+            self.issuer()
+        )
+    }
+}
+
+pub async fn start() -> Op {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind op");
+    let addr = listener.local_addr().expect("op addr");
+    let key = SigningKey::rsa("rsa-1", "rsa-1.pem");
+    let state = Arc::new(Mutex::new(State {
+        published: vec![key.clone()],
+        signing: key,
+        next_signing: Signing::Normal,
+        next_claims: json!({}),
+        user: json!({"sub": "alice", "email": "alice@example.com", "preferred_username": "alice", "groups": ["staff", "admins"]}),
+        issuer: format!("http://{addr}"),
+        algs_supported: vec!["RS256".into(), "ES256".into()],
+        codes: HashMap::new(),
+        counter: 0,
+    }));
+    let op = Op {
+        addr,
+        state: state.clone(),
+        down: Arc::new(AtomicBool::new(false)),
+        jwks_hits: Arc::new(AtomicUsize::new(0)),
+        token_calls: Arc::new(AtomicUsize::new(0)),
+        discovery_hits: Arc::new(AtomicUsize::new(0)),
+    };
+    let shared = (
+        op.state.clone(),
+        op.down.clone(),
+        op.jwks_hits.clone(),
+        op.token_calls.clone(),
+        op.discovery_hits.clone(),
+    );
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let shared = shared.clone();
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |req| {
+                    let shared = shared.clone();
+                    async move { Ok::<_, Infallible>(answer(req, shared, addr).await) }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    op
+}
+
+type Shared = (
+    Arc<Mutex<State>>,
+    Arc<AtomicBool>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+    Arc<AtomicUsize>,
+);
+
+fn json_response(status: u16, body: Value) -> Response<BoxBody> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(full(body.to_string()))
+        .expect("response")
+}
+
+fn query(req: &Request<Incoming>) -> HashMap<String, String> {
+    url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .into_owned()
+        .collect()
+}
+
+async fn answer(
+    req: Request<Incoming>,
+    (state, down, jwks_hits, token_calls, discovery_hits): Shared,
+    addr: SocketAddr,
+) -> Response<BoxBody> {
+    if down.load(Ordering::SeqCst) {
+        return json_response(503, json!({"error": "down"}));
+    }
+    let base = format!("http://{addr}");
+    match req.uri().path() {
+        "/.well-known/openid-configuration" => {
+            discovery_hits.fetch_add(1, Ordering::SeqCst);
+            let state = state.lock().expect("state");
+            json_response(
+                200,
+                json!({
+                    "issuer": state.issuer,
+                    "authorization_endpoint": format!("{base}/authorize"),
+                    "token_endpoint": format!("{base}/token"),
+                    "jwks_uri": format!("{base}/jwks"),
+                    "end_session_endpoint": format!("{base}/logout"),
+                    "id_token_signing_alg_values_supported": state.algs_supported,
+                    "code_challenge_methods_supported": ["S256"],
+                }),
+            )
+        }
+        "/jwks" => {
+            jwks_hits.fetch_add(1, Ordering::SeqCst);
+            let state = state.lock().expect("state");
+            let set = JwkSet {
+                keys: state.published.iter().map(SigningKey::jwk).collect(),
+            };
+            json_response(200, serde_json::to_value(set).expect("jwks json"))
+        }
+        "/authorize" => {
+            let q = query(&req);
+            let mut state = state.lock().expect("state");
+            state.counter += 1;
+            let code = format!("code-{}", state.counter);
+            let grant = Grant {
+                redirect_uri: q.get("redirect_uri").cloned().unwrap_or_default(),
+                nonce: q.get("nonce").cloned(),
+                challenge: q.get("code_challenge").cloned(),
+                user: state.user.clone(),
+            };
+            let mut location = url::Url::parse(&grant.redirect_uri).expect("redirect_uri");
+            location
+                .query_pairs_mut()
+                .append_pair("code", &code)
+                .append_pair("state", q.get("state").map_or("", String::as_str));
+            state.codes.insert(code, grant);
+            Response::builder()
+                .status(302)
+                .header("location", location.as_str())
+                .body(full(""))
+                .expect("response")
+        }
+        "/token" => {
+            token_calls.fetch_add(1, Ordering::SeqCst);
+            let basic = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let form: HashMap<String, String> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+            );
+            if basic.as_deref() != Some(expected.as_str()) {
+                return json_response(401, json!({"error": "invalid_client"}));
+            }
+            let mut state = state.lock().expect("state");
+            if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
+                return json_response(400, json!({"error": "unsupported_grant_type"}));
+            }
+            let Some(grant) = form.get("code").and_then(|c| state.codes.remove(c)) else {
+                return json_response(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": "unknown or used code"}),
+                );
+            };
+            let verifier = form.get("code_verifier").cloned().unwrap_or_default();
+            let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(Sha256::digest(verifier.as_bytes()));
+            if grant.challenge.as_deref() != Some(challenge.as_str()) {
+                return json_response(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": "PKCE verification failed"}),
+                );
+            }
+            if form.get("redirect_uri") != Some(&grant.redirect_uri) {
+                return json_response(
+                    400,
+                    json!({"error": "invalid_grant", "error_description": "redirect_uri mismatch"}),
+                );
+            }
+            let id_token = state.id_token(&grant);
+            json_response(
+                200,
+                json!({
+                    "access_token": format!("access-{}", state.counter),
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                    "refresh_token": format!("refresh-{}", state.counter),
+                    "id_token": id_token,
+                }),
+            )
+        }
+        _ => json_response(404, json!({"error": "not_found"})),
+    }
+}
+
+fn now() -> u64 {
+    #[allow(clippy::disallowed_methods)]
+    let now = std::time::SystemTime::now();
+    now.duration_since(std::time::UNIX_EPOCH)
+        .expect("after 1970")
+        .as_secs()
+}
+
+impl State {
+    fn id_token(&mut self, grant: &Grant) -> String {
+        let now = now();
+        let mut claims = json!({
+            "iss": self.issuer,
+            "aud": CLIENT_ID,
+            "exp": now + 300,
+            "iat": now,
+            "nonce": grant.nonce,
+        });
+        for (k, v) in grant.user.as_object().expect("user") {
+            claims[k] = v.clone();
+        }
+        for (k, v) in std::mem::take(&mut self.next_claims)
+            .as_object()
+            .into_iter()
+            .flatten()
+        {
+            if v.is_null() {
+                claims.as_object_mut().expect("claims").remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        sign(
+            &claims,
+            &std::mem::take(&mut self.next_signing),
+            &self.signing,
+        )
+    }
+}
+
+/// Signs claims the way `signing` says.
+pub fn sign(claims: &Value, signing: &Signing, current: &SigningKey) -> String {
+    let with_key = |key: &SigningKey, kid: &str| {
+        let mut header = Header::new(key.alg);
+        header.kid = Some(kid.to_string());
+        jsonwebtoken::encode(&header, claims, &key.encoding).expect("sign")
+    };
+    match signing {
+        Signing::Normal => with_key(current, &current.kid),
+        Signing::Key(key) => with_key(key, &key.kid),
+        Signing::ForeignKey => with_key(&SigningKey::rsa("foreign", "rsa-2.pem"), &current.kid),
+        Signing::None => {
+            let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+            format!(
+                "{}.{}.",
+                b64(br#"{"alg":"none","typ":"JWT"}"#),
+                b64(claims.to_string().as_bytes())
+            )
+        }
+        Signing::Hs256WithPublicKey => {
+            let mut header = Header::new(Algorithm::HS256);
+            header.kid = Some(current.kid.clone());
+            let key = EncodingKey::from_secret(&key_file("rsa-1.pub.pem")).expect("HMAC key");
+            jsonwebtoken::encode(&header, claims, &key).expect("sign")
+        }
+        Signing::Hs256WithClientSecret => {
+            let header = Header::new(Algorithm::HS256);
+            jsonwebtoken::encode(
+                &header,
+                claims,
+                &EncodingKey::from_secret(CLIENT_SECRET.as_bytes()).expect("HMAC key"),
+            )
+            .expect("sign")
+        }
+    }
+}
+
+/// Asks the provider to approve the login at `authorize_url`; returns the callback URL.
+pub async fn approve(authorize_url: &str) -> String {
+    let request = Request::get(authorize_url).body(full("")).expect("request");
+    let (status, headers, _) = super::send(&super::client(), request).await;
+    assert_eq!(status, StatusCode::FOUND, "the provider approves");
+    headers["location"].to_str().expect("location").to_string()
+}

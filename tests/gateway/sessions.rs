@@ -1,0 +1,191 @@
+//! The sliding session over real sockets, with the gateway's clock moved by hand: activity
+//! carries a session far past the idle timeout, inactivity ends it, the absolute timeout ends
+//! it despite activity, broken cookies are no session (never a 5xx), and secrets rotate
+//! without logging anyone out.
+
+use std::time::Duration;
+
+use http::StatusCode;
+use sessiongate::clock::{Clock, ManualClock, SeededRandom, SystemClock};
+
+use crate::common::browser::Browser;
+use crate::common::{self, op};
+use crate::login::{World, log_in, wait_ready, world};
+
+const MINUTE: Duration = Duration::from_secs(60);
+
+async fn page(browser: &mut Browser, world: &World) -> StatusCode {
+    browser
+        .navigate(&world.gateway.url("/echo/work"))
+        .await
+        .status
+}
+
+#[tokio::test]
+async fn activity_carries_the_session_far_past_the_idle_timeout() {
+    let world = world("[session]\nidle_timeout = \"30m\"\nabsolute_timeout = \"12h\"\n").await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    let first_cookie = browser.jar["sessiongate"].clone();
+    // A request every 20 minutes for 5 hours: ten idle timeouts' worth.
+    for _ in 0..15 {
+        world.clock.advance(20 * MINUTE);
+        assert_eq!(page(&mut browser, &world).await, StatusCode::OK);
+    }
+    assert_ne!(
+        browser.jar["sessiongate"], first_cookie,
+        "the cookie was rewritten as it slid"
+    );
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_cookie_is_rewritten_only_after_the_touch_interval() {
+    let world = world("[session]\ntouch_interval = \"60s\"\n").await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    world.clock.advance(Duration::from_secs(30));
+    let reply = browser.navigate(&world.gateway.url("/echo")).await;
+    assert!(
+        reply.set_cookies().is_empty(),
+        "30 s after the last write: no rewrite"
+    );
+    world.clock.advance(Duration::from_secs(31));
+    let reply = browser.navigate(&world.gateway.url("/echo")).await;
+    assert!(
+        reply
+            .set_cookies()
+            .iter()
+            .any(|c| c.starts_with("sessiongate=")),
+        "61 s: rewritten"
+    );
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn inactivity_past_the_idle_timeout_ends_the_session() {
+    let world = world("[session]\nidle_timeout = \"30m\"\n").await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    world.clock.advance(29 * MINUTE);
+    assert_eq!(page(&mut browser, &world).await, StatusCode::OK);
+    world.clock.advance(31 * MINUTE);
+    let reply = browser.navigate(&world.gateway.url("/echo/work")).await;
+    assert_eq!(reply.status, StatusCode::FOUND, "sent to log in again");
+    assert!(reply.location().starts_with(&world.op.issuer()));
+    assert!(
+        !browser.jar.contains_key("sessiongate"),
+        "the expired cookie is cleared"
+    );
+    let xhr = browser.fetch(&world.gateway.url("/echo/work")).await;
+    assert_eq!(xhr.status, StatusCode::UNAUTHORIZED);
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_absolute_timeout_ends_even_an_active_session() {
+    let world = world("[session]\nidle_timeout = \"1h\"\nabsolute_timeout = \"4h\"\n").await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    for _ in 0..7 {
+        world.clock.advance(30 * MINUTE);
+        assert_eq!(page(&mut browser, &world).await, StatusCode::OK);
+    }
+    world.clock.advance(31 * MINUTE);
+    assert_eq!(
+        page(&mut browser, &world).await,
+        StatusCode::FOUND,
+        "4 h after login, however active"
+    );
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn every_flipped_byte_of_the_cookie_is_no_session_and_never_a_5xx() {
+    let world = world("").await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    let cookie = browser.jar["sessiongate"].clone();
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let client = common::client();
+    for i in 0..cookie.len() {
+        let mut bytes = cookie.clone().into_bytes();
+        let position = alphabet.iter().position(|&c| c == bytes[i]).unwrap_or(0);
+        bytes[i] = alphabet[(position + 1) % alphabet.len()];
+        let flipped = String::from_utf8(bytes).expect("ascii");
+        let request = http::Request::get(world.gateway.url("/echo"))
+            .header("accept", "application/json")
+            .header("cookie", format!("sessiongate={flipped}"))
+            .body(common::full(""))
+            .expect("request");
+        let (status, headers, _) = common::send(&client, request).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "byte {i}");
+        let cleared = headers.get_all("set-cookie").iter().any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.starts_with("sessiongate=;") || v.contains("Max-Age=0"))
+        });
+        assert!(cleared, "byte {i}: the broken cookie is cleared");
+    }
+    for garbage in ["", "x", "%%%", "....", &"A".repeat(5000)] {
+        let request = http::Request::get(world.gateway.url("/echo"))
+            .header("accept", "application/json")
+            .header("cookie", format!("sessiongate={garbage}"))
+            .body(common::full(""))
+            .expect("request");
+        assert_eq!(
+            common::send(&client, request).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{garbage:?}"
+        );
+    }
+    world.gateway.shutdown().await;
+}
+
+/// A second gateway in front of the same provider and upstream, with other secrets.
+async fn gateway_with_secrets(world: &World, secrets: &[&str]) -> common::Gateway {
+    let list = secrets
+        .iter()
+        .map(|s| format!("\"{s}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!("{}\n[session]\nsecrets = [{list}]\n", world.op.oidc_toml());
+    let config = common::config(world.upstream.addr, &text);
+    let deps = sessiongate::Deps {
+        clock: std::sync::Arc::new(ManualClock::new(SystemClock.now())),
+        random: std::sync::Arc::new(SeededRandom::new(9)),
+    };
+    let gateway = common::start_with(config, deps).await;
+    wait_ready(&gateway).await;
+    gateway
+}
+
+const SECRET_A: &str = "c2Vzc2lvbmdhdGUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ==";
+const SECRET_B: &str = "YW5vdGhlci1zZWNyZXQtZm9yLXJvdGF0aW9uLXRlc3RzIQ==";
+
+#[tokio::test]
+async fn secrets_rotate_without_logouts_and_foreign_cookies_do_not_open() {
+    // `world` seals with the test config's secret, SECRET_A.
+    let world = world("").await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+
+    let rotated = gateway_with_secrets(&world, &[SECRET_B, SECRET_A]).await;
+    let reply = browser.navigate(&rotated.url("/echo")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::OK,
+        "a cookie sealed with the old secret still opens"
+    );
+
+    let stranger = gateway_with_secrets(&world, &[SECRET_B]).await;
+    let reply = browser.navigate(&stranger.url("/echo")).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::FOUND,
+        "a cookie from another secret is no session"
+    );
+    let _ = op::CLIENT_ID;
+    rotated.shutdown().await;
+    stranger.shutdown().await;
+    world.gateway.shutdown().await;
+}
