@@ -21,7 +21,7 @@
 pub mod clock;
 pub mod config;
 mod gateway;
-mod oidc;
+pub mod oidc;
 pub mod ops;
 mod proxy;
 pub mod secret;

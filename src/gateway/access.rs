@@ -38,7 +38,13 @@ fn covers(entry: &str, path: &str) -> bool {
 
 /// Classifies a request path (never its query string). API paths win over public ones, so
 /// a public prefix cannot open an API below it by accident.
+///
+/// Matching is on the path with percent-encoded unreserved characters decoded (RFC 3986
+/// §6.2.2.2), as the application will read it: `/st%61tic/app.js` is `/static/app.js`. Paths
+/// with dot segments or encoded separators never get here (see [`is_ambiguous`]).
 pub(crate) fn classify(path: &str, access: &AccessConfig) -> Route {
+    let path = decode_unreserved(path);
+    let path = path.as_ref();
     if access.api_paths.iter().any(|e| covers(e, path)) {
         Route::Api
     } else if access.public_paths.iter().any(|e| covers(e, path)) {
@@ -46,6 +52,35 @@ pub(crate) fn classify(path: &str, access: &AccessConfig) -> Route {
     } else {
         Route::Protected
     }
+}
+
+fn decode_unreserved(path: &str) -> std::borrow::Cow<'_, str> {
+    if !path.contains('%') {
+        return std::borrow::Cow::Borrowed(path);
+    }
+    let bytes = path.as_bytes();
+    let mut out = String::with_capacity(path.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let decoded = (bytes[i] == b'%')
+            .then(|| path.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+            .filter(|b| b.is_ascii_alphanumeric() || b"-._~".contains(b));
+        match decoded {
+            Some(b) => {
+                out.push(char::from(b));
+                i += 3;
+            }
+            None => {
+                // Not an unreserved escape: keep the byte as it came.
+                let next = path[i..].chars().next().map_or(1, char::len_utf8);
+                out.push_str(&path[i..i + next]);
+                i += next;
+            }
+        }
+    }
+    std::borrow::Cow::Owned(out)
 }
 
 /// Paths that upstream servers may read differently from us: dot segments (also
@@ -97,6 +132,10 @@ mod tests {
             ("/api/orders", Route::Api),
             ("/static/api/x", Route::Api),
             ("/private", Route::Protected),
+            ("/st%61tic/app.js", Route::Public),
+            ("/%61pi/orders", Route::Api),
+            ("/static%2Fx", Route::Protected),
+            ("/%E2%9C%93", Route::Protected),
         ];
         for (path, expected) in cases {
             assert_eq!(classify(path, &policy()), expected, "{path}");

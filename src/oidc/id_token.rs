@@ -9,20 +9,20 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Map, Value};
 
 /// What a token must match.
-pub(crate) struct Expected<'a> {
-    pub(crate) issuer: &'a str,
-    pub(crate) client_id: &'a str,
+pub struct Expected<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
     /// The nonce sent in the authorization request; `None` for refreshed tokens (§12.2).
-    pub(crate) nonce: Option<&'a str>,
+    pub nonce: Option<&'a str>,
     /// Unix seconds.
-    pub(crate) now: u64,
+    pub now: u64,
     /// Leeway for `exp`, `iat` and `nbf`, in seconds.
-    pub(crate) skew: u64,
+    pub skew: u64,
 }
 
 /// Why a token was refused. The names are the reasons logged.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub(crate) enum IdTokenError {
+pub enum IdTokenError {
     #[error("the token is not a signed JWT")]
     Malformed,
     #[error("algorithm {0:?} is not accepted")]
@@ -53,7 +53,7 @@ pub(crate) enum IdTokenError {
 
 /// The algorithm named in the token's header, as written (`none` included), read before
 /// anything trusts the token.
-pub(crate) fn header_alg_and_kid(token: &str) -> Result<(String, Option<String>), IdTokenError> {
+pub fn header_alg_and_kid(token: &str) -> Result<(String, Option<String>), IdTokenError> {
     let header = token.split('.').next().ok_or(IdTokenError::Malformed)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(header.trim_end_matches('='))
@@ -72,7 +72,7 @@ pub(crate) fn header_alg_and_kid(token: &str) -> Result<(String, Option<String>)
 }
 
 /// Checks the signature with `key` (for `alg`, already allow-listed) and then the claims.
-pub(crate) fn validate(
+pub fn validate(
     token: &str,
     alg: Algorithm,
     key: &DecodingKey,

@@ -5,7 +5,7 @@
 mod discovery;
 mod flow;
 mod http;
-mod id_token;
+pub mod id_token;
 mod jwks;
 mod provider;
 
