@@ -14,26 +14,12 @@ use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_m
 use http::header::COOKIE;
 use http::{HeaderMap, HeaderValue};
 use sessiongate::clock::OsRandom;
-use sessiongate::config::{OnTokenExpiry, SessionConfig, StoreKind};
-use sessiongate::secret::KeyMaterial;
 use sessiongate::session::{Carried, Scheme, SessionCookies};
 
 use fixtures::JsonSession;
 
 fn cookies() -> SessionCookies {
-    let config = SessionConfig {
-        store: StoreKind::Cookie,
-        secrets: vec![KeyMaterial::new((0..32).collect()).expect("32 bytes")],
-        cookie_name: "sessiongate".to_string(),
-        idle_timeout: Duration::from_secs(3600),
-        absolute_timeout: Duration::from_secs(12 * 3600),
-        touch_interval: Duration::from_secs(60),
-        refresh_before_expiry: Duration::from_secs(60),
-        on_token_expiry: OnTokenExpiry::Ignore,
-        max_pending_logins: 5,
-        redis_url: None,
-    };
-    SessionCookies::new(&config, Scheme::Https).expect("valid config")
+    SessionCookies::new(&fixtures::session_config(), Scheme::Https).expect("valid config")
 }
 
 /// The `Cookie` header a browser sends back after these `Set-Cookie` values.

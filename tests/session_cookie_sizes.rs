@@ -5,28 +5,9 @@
 #[path = "../benches/fixtures/mod.rs"]
 mod fixtures;
 
-use std::time::Duration;
-
 use http::HeaderValue;
 use sessiongate::clock::SeededRandom;
-use sessiongate::config::{OnTokenExpiry, SessionConfig, StoreKind};
-use sessiongate::secret::KeyMaterial;
 use sessiongate::session::{Carried, KeyRing, Purpose, Scheme, Session, SessionCookies};
-
-fn config() -> SessionConfig {
-    SessionConfig {
-        store: StoreKind::Cookie,
-        secrets: vec![KeyMaterial::new((0..32).collect()).expect("32 bytes")],
-        cookie_name: "sessiongate".to_string(),
-        idle_timeout: Duration::from_secs(3600),
-        absolute_timeout: Duration::from_secs(12 * 3600),
-        touch_interval: Duration::from_secs(60),
-        refresh_before_expiry: Duration::from_secs(60),
-        on_token_expiry: OnTokenExpiry::Ignore,
-        max_pending_logins: 5,
-        redis_url: None,
-    }
-}
 
 /// (characters of the sealed value, cookies written, bytes of the `Cookie` header sent back)
 fn measure(cookies: &SessionCookies, session: &Session) -> (usize, usize, usize) {
@@ -44,7 +25,7 @@ fn measure(cookies: &SessionCookies, session: &Session) -> (usize, usize, usize)
 }
 
 fn sealed_json_len(session: &Session) -> usize {
-    let ring = KeyRing::new(&config().secrets).unwrap();
+    let ring = KeyRing::new(&fixtures::session_config().secrets).unwrap();
     let json = serde_json::to_vec(&fixtures::JsonSession::of(session)).unwrap();
     ring.seal(
         Purpose::Session,
@@ -57,7 +38,7 @@ fn sealed_json_len(session: &Session) -> usize {
 
 #[test]
 fn cookie_sizes_on_the_fixtures() {
-    let cookies = SessionCookies::new(&config(), Scheme::Https).unwrap();
+    let cookies = SessionCookies::new(&fixtures::session_config(), Scheme::Https).unwrap();
     println!(
         "{:<14} {:>8} {:>8} {:>12} {:>10} | {:>14} {:>8}",
         "fixture", "sealed", "cookies", "Cookie hdr", "as JSON", "+access token", "cookies"

@@ -234,7 +234,7 @@ pub(crate) const KEYS: &[Key] = &[
         "session.cookie_name",
         Str,
         "sessiongate",
-        "Name of the session cookie.",
+        "Name of the session cookie; over https it gets the `__Host-` prefix, and a long session continues in `<name>.1`, `<name>.2`...",
     ),
     key(
         "session.idle_timeout",

@@ -167,9 +167,7 @@ impl ChunkedCookie {
         let count = parts.len();
         let mut headers = Vec::with_capacity(count + 1);
         for (index, part) in parts.iter().enumerate() {
-            let value = if count == 1 {
-                (*part).to_string()
-            } else if index == 0 {
+            let value = if count > 1 && index == 0 {
                 format!("{count}.{part}")
             } else {
                 (*part).to_string()
