@@ -162,6 +162,45 @@ mod tests {
     }
 
     #[test]
+    fn identity_headers_come_from_the_session_claims() {
+        use crate::clock::SeededRandom;
+        use crate::session::model::Session;
+        let mut session = Session::start(&SeededRandom::new(1), "user-1".into(), 0);
+        session
+            .claims
+            .insert("email".into(), serde_json::json!("a@example.com"));
+        session
+            .claims
+            .insert("groups".into(), serde_json::json!(["staff", "admins"]));
+        session.claims.insert("level".into(), serde_json::json!(3));
+        session
+            .claims
+            .insert("evil".into(), serde_json::json!("x\r\nSet-Cookie: y=1"));
+        let name = |n: &str| HeaderName::from_bytes(n.as_bytes()).expect("valid");
+        let claims = [
+            (name("x-user"), "sub".to_string()),
+            (name("x-email"), "email".to_string()),
+            (name("x-groups"), "groups".to_string()),
+            (name("x-level"), "level".to_string()),
+            (name("x-missing"), "nickname".to_string()),
+            (name("x-evil"), "evil".to_string()),
+        ];
+        let headers = assert(&session, &claims);
+        assert_eq!(headers["x-user"], "user-1");
+        assert_eq!(headers["x-email"], "a@example.com");
+        assert_eq!(headers["x-groups"], "staff,admins");
+        assert_eq!(headers["x-level"], "3");
+        assert!(
+            !headers.contains_key("x-missing"),
+            "a missing claim leaves its header out"
+        );
+        assert!(
+            !headers.contains_key("x-evil"),
+            "a value with CR/LF is never sent"
+        );
+    }
+
+    #[test]
     fn similar_names_survive() {
         let ids = identity(&[], &[]);
         for name in [

@@ -71,7 +71,7 @@ fn session_cookie(browser: &Browser) -> Option<&String> {
 
 #[tokio::test]
 async fn a_full_login_lands_on_the_deep_link_with_identity_headers() {
-    let world = world("").await;
+    let world = world("[oidc]\nextra_auth_params = { p = \"B2C_1_signin\" }\n").await;
     let mut browser = Browser::new();
     let start = browser
         .navigate(&world.gateway.url("/private/page?x=1&y=%2F"))
@@ -88,6 +88,10 @@ async fn a_full_login_lands_on_the_deep_link_with_identity_headers() {
     );
     assert!(params["scope"].split(' ').any(|s| s == "openid"));
     assert_eq!(params["code_challenge_method"], "S256");
+    assert_eq!(
+        params["p"], "B2C_1_signin",
+        "extra_auth_params reach the provider"
+    );
     assert!(
         params["state"].len() >= 43 && params["nonce"].len() >= 43,
         "256-bit state and nonce"
