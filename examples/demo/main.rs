@@ -5,9 +5,9 @@
 //!   moves it, and the issuer with it), with a login form and two users: alice / alice
 //!   (groups staff, admins) and bob / bob (staff);
 //! - a sample legacy application (`app.rs`) on a free loopback port, whose page shows the
-//!   request as it arrives, identity headers included;
+//!   identity headers it receives and the session's idle and absolute deadlines counting down;
 //! - the gateway in front of the application on <http://127.0.0.1:4180>, run with
-//!   `config/demo.toml`, filling in the application's
+//!   `config/demo.toml` (idle timeout 2 minutes, absolute 10), filling in the application's
 //!   address, the provider's issuer and a fresh session secret. Any other key can be overridden
 //!   with `SESSIONGATE_<SECTION>_<KEY>`.
 //!
@@ -71,9 +71,14 @@ async fn demo() -> Result<(), Box<dyn std::error::Error>> {
     let client = op::Client::registered_for(&config)?;
     let provider = Arc::new(op::Provider::new(issuer.clone(), client)?);
     tokio::spawn(provider.serve(op_listener));
-    tokio::spawn(app::serve(app_listener));
+    tokio::spawn(app::serve(app_listener, config.server.auth_prefix.clone()));
 
-    let listeners = sessiongate::Listeners::bind(&config).await?;
+    let listeners = sessiongate::Listeners::bind(&config).await.map_err(|e| {
+        format!(
+            "the gateway cannot listen on {} (or its admin address): {e}",
+            config.server.listen
+        )
+    })?;
     let users: Vec<String> = op::USERS
         .iter()
         .map(|u| format!("{} / {} ({})", u.username, u.password, u.groups.join(", ")))
