@@ -87,6 +87,8 @@ pub struct OidcConfig {
     pub jwks_min_refresh: Duration,
     pub metadata_refresh: Duration,
     pub http_timeout: Duration,
+    /// How long requests wait for a shared refresh before going on without it.
+    pub refresh_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,6 +114,9 @@ pub struct SessionConfig {
     pub touch_interval: Duration,
     pub refresh_before_expiry: Duration,
     pub on_token_expiry: OnTokenExpiry,
+    /// How long past token expiry a session may go on while refreshes fail; `None`: until
+    /// its own deadlines.
+    pub max_stale: Option<Duration>,
     pub max_pending_logins: usize,
     pub redis_url: Option<Secret>,
 }

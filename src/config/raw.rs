@@ -62,6 +62,7 @@ pub(crate) struct Oidc {
     pub(crate) jwks_min_refresh: Option<String>,
     pub(crate) metadata_refresh: Option<String>,
     pub(crate) http_timeout: Option<String>,
+    pub(crate) refresh_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -75,6 +76,7 @@ pub(crate) struct Session {
     pub(crate) touch_interval: Option<String>,
     pub(crate) refresh_before_expiry: Option<String>,
     pub(crate) on_token_expiry: Option<String>,
+    pub(crate) max_stale: Option<String>,
     pub(crate) max_pending_logins: Option<i64>,
     pub(crate) redis_url: Option<String>,
 }

@@ -207,6 +207,12 @@ pub(crate) const KEYS: &[Key] = &[
         "Discovery and JWKS are refetched this often.",
     ),
     key(
+        "oidc.refresh_timeout",
+        Str,
+        "10s",
+        "Requests wait at most this long for a token refresh, then go on with the current identity.",
+    ),
+    key(
         "oidc.http_timeout",
         Str,
         "10s",
@@ -259,6 +265,12 @@ pub(crate) const KEYS: &[Key] = &[
         Str,
         "60s",
         "Tokens are refreshed this long before they expire.",
+    ),
+    key(
+        "session.max_stale",
+        Str,
+        "",
+        "How long past token expiry a session may go on while refreshes fail (IdP down); unset: until its own deadlines.",
     ),
     key(
         "session.on_token_expiry",

@@ -493,6 +493,7 @@ fn oidc(raw: raw::Oidc, p: &mut Problems) -> OidcConfig {
         jwks_min_refresh: duration(p, "oidc.jwks_min_refresh", raw.jwks_min_refresh),
         metadata_refresh: positive(p, "oidc.metadata_refresh", raw.metadata_refresh),
         http_timeout: positive(p, "oidc.http_timeout", raw.http_timeout),
+        refresh_timeout: positive(p, "oidc.refresh_timeout", raw.refresh_timeout),
     }
 }
 
@@ -600,7 +601,11 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
         raw.max_pending_logins,
         1..=20,
     );
+    let max_stale = raw
+        .max_stale
+        .map(|text| duration(p, "session.max_stale", Some(text)));
     SessionConfig {
+        max_stale,
         max_pending_logins,
         store,
         secrets,

@@ -10,6 +10,7 @@ mod endpoints;
 pub(crate) mod identity;
 mod login;
 mod navigation;
+mod refresh;
 pub(crate) mod response;
 mod return_url;
 
@@ -35,6 +36,7 @@ use crate::session::{Carried, Scheme, SessionCookies};
 use access::Route;
 use identity::IdentityHeaders;
 use login::{Login, LoginSetup};
+use refresh::Refresher;
 
 /// Everything the request path needs, built once from the configuration.
 pub(crate) struct Gateway {
@@ -47,6 +49,8 @@ pub(crate) struct Gateway {
     login: Login,
     cookies: SessionCookies,
     policy: SessionPolicy,
+    refresher: Arc<Refresher>,
+    max_stale: Option<Duration>,
     deps: Deps,
 }
 
@@ -107,12 +111,18 @@ impl Gateway {
             config.server.public_url.as_str().trim_end_matches('/'),
             config.server.auth_prefix
         );
-        let header_claims = config
+        let header_claims: Vec<String> = config
             .headers
             .claims
             .iter()
             .map(|(_, claim)| claim.clone())
             .collect();
+        let refresher = Arc::new(Refresher::new(
+            provider.clone(),
+            config.oidc.refresh_timeout,
+            config.session.refresh_before_expiry,
+            header_claims.clone(),
+        ));
         let login = Login::new(LoginSetup {
             provider,
             keys,
@@ -134,6 +144,8 @@ impl Gateway {
             login,
             cookies,
             policy: SessionPolicy::from(&config.session),
+            refresher,
+            max_stale: config.session.max_stale,
             deps,
         })
     }
@@ -227,7 +239,29 @@ impl Gateway {
         let (session, mut cookies, reason) = self.load(request.headers(), now);
         match session {
             Some((mut session, carried)) => {
-                if sessions::touch(&mut session, now, &self.policy) {
+                let mut changed = false;
+                if self.refresher.is_due(&session, now) {
+                    match self.refresher.refresh(&session, now).await {
+                        refresh::Outcome::Renewed(renewed) => {
+                            self.refresher.apply(&mut session, &renewed);
+                            changed = true;
+                        }
+                        refresh::Outcome::Ended(reason) => {
+                            let cookies = self.cookies.clear(carried);
+                            return self.unauthenticated(&request, route, cookies, reason, html);
+                        }
+                        refresh::Outcome::Unavailable => {
+                            if self.is_too_stale(&session, now) {
+                                let cookies = self.cookies.clear(carried);
+                                let reason = "tokens stale past session.max_stale";
+                                return self
+                                    .unauthenticated(&request, route, cookies, reason, html);
+                            }
+                        }
+                    }
+                }
+                changed |= sessions::touch(&mut session, now, &self.policy);
+                if changed {
                     cookies.extend(self.write_session(&session, now, carried));
                 }
                 let identity = identity::assert(&session, &self.claims);
@@ -263,6 +297,16 @@ impl Gateway {
             Validity::AbsoluteExpired => {
                 (None, self.cookies.clear(read.carried), "absolute timeout")
             }
+        }
+    }
+
+    /// Whether refreshes have failed for longer than `session.max_stale` past token expiry.
+    fn is_too_stale(&self, session: &Session, now: u64) -> bool {
+        match (self.max_stale, session.tokens_expire_at) {
+            (Some(max_stale), Some(expires_at)) => {
+                now > expires_at.saturating_add(max_stale.as_secs())
+            }
+            _ => false,
         }
     }
 

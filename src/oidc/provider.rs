@@ -156,6 +156,18 @@ impl Provider {
         flow::token_request(&self.client, &metadata, &self.config, &grant).await
     }
 
+    /// Renews tokens with a refresh token (Core §12, RFC 6749 §6).
+    pub(crate) async fn refresh(&self, refresh_token: &str) -> Result<TokenResponse, TokenError> {
+        let metadata = self.metadata().ok_or(TokenError::Unexpected {
+            status: http::StatusCode::SERVICE_UNAVAILABLE,
+        })?;
+        let grant = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        flow::token_request(&self.client, &metadata, &self.config, &grant).await
+    }
+
     /// Validates an ID token per Core §3.1.3.7 and returns its claims.
     pub(crate) async fn validate_id_token(
         &self,

@@ -100,8 +100,30 @@ pub struct State {
     pub issuer: String,
     /// Discovery's id_token_signing_alg_values_supported.
     pub algs_supported: Vec<String>,
+    /// `expires_in` of issued tokens, and the lifetime of ID tokens, in seconds.
+    pub token_lifetime: u64,
+    /// How the token endpoint answers the next refresh grants.
+    pub refresh: RefreshBehaviour,
+    /// The provider's clock: the gateway's manual clock, so token times move with it.
+    pub clock: Option<sessiongate::clock::ManualClock>,
     codes: HashMap<String, Grant>,
+    /// Live refresh tokens (rotated on every use) and whom they belong to.
+    refresh_tokens: HashMap<String, Value>,
     counter: usize,
+}
+
+/// How the token endpoint treats refresh grants.
+#[derive(Clone, Default, PartialEq)]
+pub enum RefreshBehaviour {
+    /// Rotate: a new refresh token each time, the old one dead.
+    #[default]
+    Rotate,
+    /// Answer 503, as a provider that is down.
+    Unavailable,
+    /// Answer after this long.
+    Slow(std::time::Duration),
+    /// Refuse every refresh token, as after the user was disabled.
+    Revoked,
 }
 
 struct Grant {
@@ -118,6 +140,7 @@ pub struct Op {
     pub jwks_hits: Arc<AtomicUsize>,
     pub token_calls: Arc<AtomicUsize>,
     pub discovery_hits: Arc<AtomicUsize>,
+    pub refresh_calls: Arc<AtomicUsize>,
 }
 
 impl Op {
@@ -139,6 +162,10 @@ impl Op {
 }
 
 pub async fn start() -> Op {
+    start_with_clock(None).await
+}
+
+pub async fn start_with_clock(clock: Option<sessiongate::clock::ManualClock>) -> Op {
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind op");
     let addr = listener.local_addr().expect("op addr");
     let key = SigningKey::rsa("rsa-1", "rsa-1.pem");
@@ -150,7 +177,11 @@ pub async fn start() -> Op {
         user: json!({"sub": "alice", "email": "alice@example.com", "preferred_username": "alice", "groups": ["staff", "admins"]}),
         issuer: format!("http://{addr}"),
         algs_supported: vec!["RS256".into(), "ES256".into()],
+        token_lifetime: 300,
+        refresh: RefreshBehaviour::Rotate,
+        clock,
         codes: HashMap::new(),
+        refresh_tokens: HashMap::new(),
         counter: 0,
     }));
     let op = Op {
@@ -160,14 +191,16 @@ pub async fn start() -> Op {
         jwks_hits: Arc::new(AtomicUsize::new(0)),
         token_calls: Arc::new(AtomicUsize::new(0)),
         discovery_hits: Arc::new(AtomicUsize::new(0)),
+        refresh_calls: Arc::new(AtomicUsize::new(0)),
     };
-    let shared = (
-        op.state.clone(),
-        op.down.clone(),
-        op.jwks_hits.clone(),
-        op.token_calls.clone(),
-        op.discovery_hits.clone(),
-    );
+    let shared = Shared {
+        state: op.state.clone(),
+        down: op.down.clone(),
+        jwks_hits: op.jwks_hits.clone(),
+        token_calls: op.token_calls.clone(),
+        discovery_hits: op.discovery_hits.clone(),
+        refresh_calls: op.refresh_calls.clone(),
+    };
     tokio::spawn(async move {
         loop {
             let Ok((stream, _)) = listener.accept().await else {
@@ -188,13 +221,15 @@ pub async fn start() -> Op {
     op
 }
 
-type Shared = (
-    Arc<Mutex<State>>,
-    Arc<AtomicBool>,
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-);
+#[derive(Clone)]
+struct Shared {
+    state: Arc<Mutex<State>>,
+    down: Arc<AtomicBool>,
+    jwks_hits: Arc<AtomicUsize>,
+    token_calls: Arc<AtomicUsize>,
+    discovery_hits: Arc<AtomicUsize>,
+    refresh_calls: Arc<AtomicUsize>,
+}
 
 fn json_response(status: u16, body: Value) -> Response<BoxBody> {
     Response::builder()
@@ -210,11 +245,15 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
-async fn answer(
-    req: Request<Incoming>,
-    (state, down, jwks_hits, token_calls, discovery_hits): Shared,
-    addr: SocketAddr,
-) -> Response<BoxBody> {
+async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Response<BoxBody> {
+    let Shared {
+        state,
+        down,
+        jwks_hits,
+        token_calls,
+        discovery_hits,
+        refresh_calls,
+    } = shared;
     if down.load(Ordering::SeqCst) {
         return json_response(503, json!({"error": "down"}));
     }
@@ -290,6 +329,38 @@ async fn answer(
             if basic.as_deref() != Some(expected.as_str()) {
                 return json_response(401, json!({"error": "invalid_client"}));
             }
+            if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
+                refresh_calls.fetch_add(1, Ordering::SeqCst);
+                let behaviour = state.lock().expect("state").refresh.clone();
+                match behaviour {
+                    RefreshBehaviour::Unavailable => {
+                        return json_response(503, json!({"error": "temporarily_unavailable"}));
+                    }
+                    RefreshBehaviour::Revoked => {
+                        return json_response(
+                            400,
+                            json!({"error": "invalid_grant", "error_description": "revoked"}),
+                        );
+                    }
+                    RefreshBehaviour::Slow(delay) => tokio::time::sleep(delay).await,
+                    RefreshBehaviour::Rotate => {}
+                }
+                let mut state = state.lock().expect("state");
+                let presented = form.get("refresh_token").cloned().unwrap_or_default();
+                let Some(user) = state.refresh_tokens.remove(&presented) else {
+                    return json_response(
+                        400,
+                        json!({"error": "invalid_grant", "error_description": "unknown or reused refresh token"}),
+                    );
+                };
+                let grant = Grant {
+                    redirect_uri: String::new(),
+                    nonce: None,
+                    challenge: None,
+                    user,
+                };
+                return state.token_response(&grant);
+            }
             let mut state = state.lock().expect("state");
             if form.get("grant_type").map(String::as_str) != Some("authorization_code") {
                 return json_response(400, json!({"error": "unsupported_grant_type"}));
@@ -315,40 +386,51 @@ async fn answer(
                     json!({"error": "invalid_grant", "error_description": "redirect_uri mismatch"}),
                 );
             }
-            let id_token = state.id_token(&grant);
-            json_response(
-                200,
-                json!({
-                    "access_token": format!("access-{}", state.counter),
-                    "token_type": "Bearer",
-                    "expires_in": 300,
-                    "refresh_token": format!("refresh-{}", state.counter),
-                    "id_token": id_token,
-                }),
-            )
+            state.token_response(&grant)
         }
         _ => json_response(404, json!({"error": "not_found"})),
     }
 }
 
-fn now() -> u64 {
-    #[allow(clippy::disallowed_methods)]
-    let now = std::time::SystemTime::now();
-    now.duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs()
-}
-
 impl State {
+    fn now(&self) -> u64 {
+        use sessiongate::clock::Clock;
+        match &self.clock {
+            Some(clock) => clock.now(),
+            None => sessiongate::clock::SystemClock.now(),
+        }
+    }
+
+    fn token_response(&mut self, grant: &Grant) -> Response<BoxBody> {
+        self.counter += 1;
+        let refresh_token = format!("refresh-{}", self.counter);
+        self.refresh_tokens
+            .insert(refresh_token.clone(), grant.user.clone());
+        let id_token = self.id_token(grant);
+        json_response(
+            200,
+            json!({
+                "access_token": format!("access-{}", self.counter),
+                "token_type": "Bearer",
+                "expires_in": self.token_lifetime,
+                "refresh_token": refresh_token,
+                "id_token": id_token,
+            }),
+        )
+    }
+
     fn id_token(&mut self, grant: &Grant) -> String {
-        let now = now();
+        let now = self.now();
         let mut claims = json!({
             "iss": self.issuer,
             "aud": CLIENT_ID,
-            "exp": now + 300,
+            "exp": now + self.token_lifetime,
             "iat": now,
-            "nonce": grant.nonce,
+            "sid": "op-session-1",
         });
+        if let Some(nonce) = &grant.nonce {
+            claims["nonce"] = json!(nonce);
+        }
         for (k, v) in grant.user.as_object().expect("user") {
             claims[k] = v.clone();
         }

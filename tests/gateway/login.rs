@@ -23,13 +23,13 @@ pub(crate) struct World {
 /// An upstream, a provider and a gateway in front, with a manual clock starting now.
 pub(crate) async fn world(extra: &str) -> World {
     let upstream = common::upstream().await;
-    let op = op::start().await;
+    let clock = ManualClock::new(SystemClock.now());
+    let op = op::start_with_clock(Some(clock.clone())).await;
     let text = format!(
         "{}\n[access]\npublic_paths = [\"/static/\"]\napi_paths = [\"/api/\"]\n---\n{extra}",
         op.oidc_toml()
     );
     let config = common::config(upstream.addr, &text);
-    let clock = ManualClock::new(SystemClock.now());
     let deps = sessiongate::Deps {
         clock: std::sync::Arc::new(clock.clone()),
         random: std::sync::Arc::new(SeededRandom::new(7)),

@@ -9,6 +9,7 @@ mod identity;
 mod limits;
 mod login;
 mod proxy;
+mod refresh;
 mod sessions;
 mod shutdown;
 mod websocket;
