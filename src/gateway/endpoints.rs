@@ -42,10 +42,10 @@ impl Gateway {
                 self.start_login(
                     request.headers(),
                     &return_to,
+                    false,
                     Vec::new(),
                     "endpoint",
                     "start",
-                    html,
                 )
             }
             "/callback" => self.callback(request, html).await,
@@ -66,15 +66,39 @@ impl Gateway {
     async fn callback(&self, request: Request<Body>, html: bool) -> (Response<Body>, Outcome) {
         let query = request.uri().query().unwrap_or("").to_string();
         match self.login.callback(&query, request.headers()).await {
-            Ok(logged_in) => {
+            Ok(mut logged_in) => {
                 let now = self.deps.clock.now();
-                let previous = self.cookies.read(request.headers()).carried;
+                let previous = self.cookies.read(request.headers());
+                if logged_in.silent {
+                    // A silent renewal continues the user's session: its absolute deadline
+                    // still counts from the first login.
+                    if let Some(old) = previous.session() {
+                        if old.subject == logged_in.session.subject {
+                            logged_in.session.created_at = old.created_at;
+                        }
+                    }
+                }
                 let mut cookies = vec![logged_in.clear];
-                cookies.extend(self.write_session(&logged_in.session, now, previous));
+                cookies.extend(self.write_session(&logged_in.session, now, previous.carried));
                 tracing::info!(target: "sessiongate::login", session = ?logged_in.session.id, "login completed");
                 (
                     redirect(&logged_in.return_to, cookies),
                     Outcome::answered("endpoint", "login completed"),
+                )
+            }
+            Err(LoginError::NeedsInteraction {
+                error,
+                return_to,
+                clear,
+            }) => {
+                let reason = format!("silent reauthentication refused ({error})");
+                self.start_login(
+                    request.headers(),
+                    &return_to,
+                    false,
+                    vec![clear],
+                    "endpoint",
+                    &reason,
                 )
             }
             Err(e) => {

@@ -34,7 +34,18 @@ struct LoginState {
     verifier: String,
     return_to: String,
     created_at: u64,
+    /// Sent with `prompt=none`: if the provider needs the user, log in interactively.
+    #[serde(default)]
+    silent: bool,
 }
+
+/// Errors by which a provider says a silent attempt needs the user (Core §3.1.2.6).
+const NEEDS_INTERACTION: &[&str] = &[
+    "login_required",
+    "interaction_required",
+    "consent_required",
+    "account_selection_required",
+];
 
 /// Why a callback did not produce a session. Every variant is the client's or the provider's
 /// doing, logged with its reason; the body tells the user little.
@@ -59,6 +70,12 @@ pub(crate) enum LoginError {
     IdToken(#[source] IdTokenError),
     #[error("the identity provider is not available")]
     Unavailable,
+    #[error("the provider needs the user ({error}): logging in interactively")]
+    NeedsInteraction {
+        error: String,
+        return_to: String,
+        clear: HeaderValue,
+    },
 }
 
 impl LoginError {
@@ -80,6 +97,8 @@ pub(crate) struct LoggedIn {
     pub(crate) return_to: String,
     /// Clears the attempt's cookie.
     pub(crate) clear: HeaderValue,
+    /// The attempt renewed an existing session silently (`prompt=none`).
+    pub(crate) silent: bool,
 }
 
 pub(crate) struct Login {
@@ -163,6 +182,7 @@ impl Login {
         &self,
         headers: &HeaderMap,
         return_to: &str,
+        silent: bool,
     ) -> Result<(String, Vec<HeaderValue>), LoginError> {
         let now = self.clock.now();
         let state = random_token(self.random.as_ref(), RANDOM_BYTES);
@@ -172,6 +192,7 @@ impl Login {
             state: &state,
             nonce: &nonce,
             verifier: &verifier,
+            silent,
         };
         let url = self
             .provider
@@ -197,6 +218,7 @@ impl Login {
             verifier,
             return_to: return_to.to_string(),
             created_at: now,
+            silent,
         };
         let name = self.cookie_name(&state);
         let plaintext = serde_json::to_vec(&login).map_err(|_| LoginError::Unavailable)?;
@@ -221,28 +243,44 @@ impl Login {
         let params: HashMap<String, String> = url::form_urlencoded::parse(query.as_bytes())
             .into_owned()
             .collect();
+        let state = params.get("state").filter(|s| !s.is_empty());
+        let name = state.map(|state| self.cookie_name(state));
+        let login = state.zip(name.as_ref()).and_then(|(state, name)| {
+            self.pending(headers)
+                .into_iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(n, v)| self.open(n, v))
+                .filter(|login| constant_time_eq(login.state.as_bytes(), state.as_bytes()))
+        });
         if let Some(error) = params.get("error") {
+            if let (Some(login), Some(name)) = (&login, name) {
+                if login.silent && NEEDS_INTERACTION.contains(&error.as_str()) {
+                    let clear = self
+                        .cookie(name, String::new(), 0)
+                        .ok_or(LoginError::UnknownState)?;
+                    return Err(LoginError::NeedsInteraction {
+                        error: error.clone(),
+                        return_to: login.return_to.clone(),
+                        clear,
+                    });
+                }
+            }
             return Err(LoginError::Provider {
                 error: error.clone(),
                 description: params.get("error_description").cloned(),
             });
         }
-        let state = params
-            .get("state")
-            .filter(|s| !s.is_empty())
-            .ok_or(LoginError::Missing("state"))?;
+        let (Some(name), Some(login)) = (name, login) else {
+            return Err(if state.is_none() {
+                LoginError::Missing("state")
+            } else {
+                LoginError::UnknownState
+            });
+        };
         let code = params
             .get("code")
             .filter(|c| !c.is_empty())
             .ok_or(LoginError::Missing("code"))?;
-        let name = self.cookie_name(state);
-        let login = self
-            .pending(headers)
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .and_then(|(n, v)| self.open(n, v))
-            .filter(|login| constant_time_eq(login.state.as_bytes(), state.as_bytes()))
-            .ok_or(LoginError::UnknownState)?;
         let now = self.clock.now();
         if now >= login.created_at.saturating_add(LOGIN_TTL) {
             return Err(LoginError::Expired);
@@ -288,6 +326,7 @@ impl Login {
             session,
             return_to: login.return_to,
             clear,
+            silent: login.silent,
         })
     }
 

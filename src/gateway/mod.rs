@@ -26,7 +26,7 @@ use ipnet::IpNet;
 use tokio::time::Instant;
 
 use crate::Deps;
-use crate::config::{AccessConfig, Config};
+use crate::config::{AccessConfig, Config, OnTokenExpiry};
 use crate::oidc::Provider;
 use crate::proxy::headers::{self, Peer};
 use crate::proxy::{Forward, Tunnels, Upstream};
@@ -51,6 +51,7 @@ pub(crate) struct Gateway {
     policy: SessionPolicy,
     refresher: Arc<Refresher>,
     max_stale: Option<Duration>,
+    on_token_expiry: OnTokenExpiry,
     deps: Deps,
 }
 
@@ -146,6 +147,7 @@ impl Gateway {
             policy: SessionPolicy::from(&config.session),
             refresher,
             max_stale: config.session.max_stale,
+            on_token_expiry: config.session.on_token_expiry,
             deps,
         })
     }
@@ -240,6 +242,25 @@ impl Gateway {
         match session {
             Some((mut session, carried)) => {
                 let mut changed = false;
+                if self.needs_reauthentication(&session, now) {
+                    let navigation = route != Route::Api
+                        && navigation::is_navigation(request.method(), request.headers());
+                    if !navigation {
+                        let reason = "tokens expired: reauthentication needed";
+                        return self.unauthenticated(&request, Route::Api, cookies, reason, html);
+                    }
+                    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+                    let return_to = return_url::safe_return_path(target);
+                    let reason = "tokens expired: silent reauthentication";
+                    return self.start_login(
+                        request.headers(),
+                        &return_to,
+                        true,
+                        cookies,
+                        route.label(),
+                        reason,
+                    );
+                }
                 if self.refresher.is_due(&session, now) {
                     match self.refresher.refresh(&session, now).await {
                         refresh::Outcome::Renewed(renewed) => {
@@ -298,6 +319,16 @@ impl Gateway {
                 (None, self.cookies.clear(read.carried), "absolute timeout")
             }
         }
+    }
+
+    /// `on_token_expiry = "reauthenticate"`: a session without a refresh token whose tokens
+    /// have expired goes back to the provider, silently first.
+    fn needs_reauthentication(&self, session: &Session, now: u64) -> bool {
+        self.on_token_expiry == OnTokenExpiry::Reauthenticate
+            && session.refresh_token.is_none()
+            && session
+                .tokens_expire_at
+                .is_some_and(|expires_at| now >= expires_at)
     }
 
     /// Whether refreshes have failed for longer than `session.max_stale` past token expiry.
@@ -368,10 +399,10 @@ impl Gateway {
         self.start_login(
             request.headers(),
             &return_url::safe_return_path(target),
+            false,
             cookies,
             route.label(),
             reason,
-            html,
         )
     }
 
@@ -379,12 +410,13 @@ impl Gateway {
         &self,
         headers: &HeaderMap,
         return_to: &str,
+        silent: bool,
         mut cookies: Vec<HeaderValue>,
         route: &'static str,
         reason: &str,
-        html: bool,
     ) -> (Response<Body>, Outcome) {
-        match self.login.start(headers, return_to) {
+        let html = response::wants_html(headers);
+        match self.login.start(headers, return_to, silent) {
             Ok((url, login_cookies)) => {
                 cookies.extend(login_cookies);
                 (

@@ -23,6 +23,8 @@ pub(crate) struct Attempt<'a> {
     pub(crate) state: &'a str,
     pub(crate) nonce: &'a str,
     pub(crate) verifier: &'a str,
+    /// `prompt=none` (Core §3.1.2.1): renew without any interaction, or fail.
+    pub(crate) silent: bool,
 }
 
 pub(crate) fn authorization_url(
@@ -37,7 +39,13 @@ pub(crate) fn authorization_url(
         // Configured extras first: the flow's own parameters are appended last and the config
         // refuses extras that would shadow them.
         for (name, value) in &config.extra_auth_params {
-            query.append_pair(name, value);
+            // A silent attempt's own `prompt=none` replaces a configured prompt.
+            if !(attempt.silent && name == "prompt") {
+                query.append_pair(name, value);
+            }
+        }
+        if attempt.silent {
+            query.append_pair("prompt", "none");
         }
         query
             .append_pair("response_type", "code")

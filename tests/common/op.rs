@@ -104,6 +104,12 @@ pub struct State {
     pub token_lifetime: u64,
     /// How the token endpoint answers the next refresh grants.
     pub refresh: RefreshBehaviour,
+    /// Whether token responses carry a refresh token.
+    pub issue_refresh_tokens: bool,
+    /// Whether `prompt=none` fails with `login_required` (no session at the provider).
+    pub silent_login_required: bool,
+    /// The `prompt` of the last authorization request.
+    pub last_prompt: Option<String>,
     /// The provider's clock: the gateway's manual clock, so token times move with it.
     pub clock: Option<sessiongate::clock::ManualClock>,
     codes: HashMap<String, Grant>,
@@ -178,6 +184,9 @@ pub async fn start_with_clock(clock: Option<sessiongate::clock::ManualClock>) ->
         issuer: format!("http://{addr}"),
         algs_supported: vec!["RS256".into(), "ES256".into()],
         token_lifetime: 300,
+        issue_refresh_tokens: true,
+        silent_login_required: false,
+        last_prompt: None,
         refresh: RefreshBehaviour::Rotate,
         clock,
         codes: HashMap::new(),
@@ -286,6 +295,20 @@ async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Res
         "/authorize" => {
             let q = query(&req);
             let mut state = state.lock().expect("state");
+            state.last_prompt = q.get("prompt").cloned();
+            if state.last_prompt.as_deref() == Some("none") && state.silent_login_required {
+                let redirect_uri = q.get("redirect_uri").map_or("", String::as_str);
+                let mut location = url::Url::parse(redirect_uri).expect("redirect_uri");
+                location
+                    .query_pairs_mut()
+                    .append_pair("error", "login_required")
+                    .append_pair("state", q.get("state").map_or("", String::as_str));
+                return Response::builder()
+                    .status(302)
+                    .header("location", location.as_str())
+                    .body(full(""))
+                    .expect("response");
+            }
             state.counter += 1;
             let code = format!("code-{}", state.counter);
             let grant = Grant {
@@ -404,19 +427,19 @@ impl State {
     fn token_response(&mut self, grant: &Grant) -> Response<BoxBody> {
         self.counter += 1;
         let refresh_token = format!("refresh-{}", self.counter);
-        self.refresh_tokens
-            .insert(refresh_token.clone(), grant.user.clone());
         let id_token = self.id_token(grant);
-        json_response(
-            200,
-            json!({
-                "access_token": format!("access-{}", self.counter),
-                "token_type": "Bearer",
-                "expires_in": self.token_lifetime,
-                "refresh_token": refresh_token,
-                "id_token": id_token,
-            }),
-        )
+        let mut body = json!({
+            "access_token": format!("access-{}", self.counter),
+            "token_type": "Bearer",
+            "expires_in": self.token_lifetime,
+            "id_token": id_token,
+        });
+        if self.issue_refresh_tokens {
+            self.refresh_tokens
+                .insert(refresh_token.clone(), grant.user.clone());
+            body["refresh_token"] = json!(refresh_token);
+        }
+        json_response(200, body)
     }
 
     fn id_token(&mut self, grant: &Grant) -> String {

@@ -238,3 +238,90 @@ async fn a_changed_email_reaches_the_headers_after_the_refresh() {
     let _ = common::full("");
     world.gateway.shutdown().await;
 }
+
+/// `on_token_expiry = "reauthenticate"` with a provider that issues no refresh tokens.
+async fn reauthenticating_world() -> World {
+    let world = world("[session]\non_token_expiry = \"reauthenticate\"\n").await;
+    world.op.with(|s| s.issue_refresh_tokens = false);
+    world
+}
+
+fn session_status(reply: &crate::common::browser::Reply) -> serde_json::Value {
+    serde_json::from_slice(&reply.body).expect("session JSON")
+}
+
+#[tokio::test]
+async fn without_a_refresh_token_expired_tokens_renew_silently_with_prompt_none() {
+    let world = reauthenticating_world().await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    let before = session_status(&browser.fetch(&world.gateway.url("/oauth2/session")).await);
+    world.clock.advance(Duration::from_secs(301));
+
+    let xhr = browser.clone().fetch(&world.gateway.url("/echo")).await;
+    assert_eq!(xhr.status, StatusCode::UNAUTHORIZED, "an XHR gets 401");
+
+    let reply = browser.navigate(&world.gateway.url("/echo/deep?x=1")).await;
+    assert_eq!(reply.status, StatusCode::FOUND);
+    let authorize = url::Url::parse(&reply.location()).expect("authorization URL");
+    assert!(
+        authorize
+            .query_pairs()
+            .any(|(k, v)| k == "prompt" && v == "none"),
+        "silent first"
+    );
+    let callback = crate::common::op::approve(authorize.as_str()).await;
+    let done = browser.navigate(&callback).await;
+    assert_eq!(done.location(), "/echo/deep?x=1");
+    assert_eq!(user_seen(&mut browser, &world).await.0, StatusCode::OK);
+    let after = session_status(&browser.fetch(&world.gateway.url("/oauth2/session")).await);
+    assert_eq!(
+        before["absolute_deadline"], after["absolute_deadline"],
+        "a silent renewal does not move the absolute deadline"
+    );
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn login_required_from_a_silent_attempt_falls_back_to_the_interactive_login() {
+    let world = reauthenticating_world().await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    world.op.with(|s| s.silent_login_required = true);
+    world.clock.advance(Duration::from_secs(301));
+
+    let reply = browser.navigate(&world.gateway.url("/echo/deep")).await;
+    let callback = crate::common::op::approve(&reply.location()).await;
+    assert!(callback.contains("error=login_required"));
+    let fallback = browser.navigate(&callback).await;
+    assert_eq!(fallback.status, StatusCode::FOUND, "{}", fallback.text());
+    let authorize = url::Url::parse(&fallback.location()).expect("authorization URL");
+    assert!(
+        !authorize.query_pairs().any(|(k, _)| k == "prompt"),
+        "interactive this time"
+    );
+    let callback = crate::common::op::approve(authorize.as_str()).await;
+    assert_eq!(
+        browser.navigate(&callback).await.location(),
+        "/echo/deep",
+        "the return URL survived"
+    );
+    assert_eq!(user_seen(&mut browser, &world).await.0, StatusCode::OK);
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn ignore_keeps_a_session_without_refresh_token_past_token_expiry() {
+    let world = world("").await;
+    world.op.with(|s| s.issue_refresh_tokens = false);
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    world.clock.advance(Duration::from_secs(50 * 60));
+    assert_eq!(
+        user_seen(&mut browser, &world).await.0,
+        StatusCode::OK,
+        "lives by its own deadlines"
+    );
+    assert_eq!(refreshes(&world), 0);
+    world.gateway.shutdown().await;
+}
