@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Load benchmark for the proxy path: wrk against a tiny upstream directly, then through the
-# gateway in front of the same upstream, and a table comparing the two.
+# gateway on a public path, then through the gateway with a session cookie on a protected
+# path, and a table comparing them.
 #
 #   bash benches/proxy_load.sh                     # 32 connections, 10 s per target
 #   CONNECTIONS=64 DURATION=30 bash benches/proxy_load.sh
@@ -53,7 +54,7 @@ fi
 
 # --- build ------------------------------------------------------------------------------
 echo "proxy_load: building (release, fat LTO: this takes a few minutes)" >&2
-cargo build --release --bin sessiongate --example bench_upstream >&2
+cargo build --release --bin sessiongate --example bench_upstream --example bench_session_cookie >&2
 GATEWAY_BIN="$ROOT/target/release/sessiongate"
 UPSTREAM_BIN="$ROOT/target/release/examples/bench_upstream"
 
@@ -141,7 +142,8 @@ client_id = "bench"
 secrets = ["$SECRET"]
 
 [access]
-public_paths = ["/"]
+# /public/ is served without a session; everything else needs one (the "session" target).
+public_paths = ["/public/"]
 
 [log]
 level = "$LOG_LEVEL"
@@ -150,12 +152,17 @@ GATEWAY_CMD=(taskset -c "$SERVER_CPU" "$GATEWAY_BIN" run --config "$CONFIG")
 # RUST_LOG would override log.level; the benchmark wants per-request lines off.
 env -u RUST_LOG "${GATEWAY_CMD[@]}" >/dev/null 2>"$WORK/gateway.log" &
 PIDS+=($!)
-wait_ready gateway "${PIDS[-1]}" "http://127.0.0.1:$GATEWAY_PORT/"
+wait_ready gateway "${PIDS[-1]}" "http://127.0.0.1:$GATEWAY_PORT/public/"
 
-# The gateway must really forward (not answer 401 or 502 itself).
+# A valid session cookie, sealed with the gateway's secret, for the authenticated target.
+SESSION_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET")"
+
+# The gateway must really forward (not answer 401 or 502 itself), on both paths.
 direct_body="$(curl -s --max-time 2 "http://127.0.0.1:$UPSTREAM_PORT/")"
-gateway_body="$(curl -s --max-time 2 "http://127.0.0.1:$GATEWAY_PORT/")"
+gateway_body="$(curl -s --max-time 2 "http://127.0.0.1:$GATEWAY_PORT/public/")"
 [ "$direct_body" = "$gateway_body" ] || die "the gateway's answer differs from the upstream's: '$gateway_body'"
+session_body="$(curl -s --max-time 2 -H "Cookie: $SESSION_COOKIE" "http://127.0.0.1:$GATEWAY_PORT/app")"
+[ "$direct_body" = "$session_body" ] || die "the gateway refused the session cookie: '$session_body'"
 
 # --- load -------------------------------------------------------------------------------
 # Latency from wrk ("123.45us", "1.20ms", "1.00s") in milliseconds.
@@ -176,9 +183,17 @@ COMMANDS=()
 declare -A RPS P50 P99 BAD
 run_wrk() {
     local name=$1 url=$2 out
-    local warm=(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$url")
-    local measure=(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$url")
-    COMMANDS+=("${warm[*]}  # warm-up" "${measure[*]}")
+    shift 2
+    # Any further arguments are extra wrk options (a header).
+    local warm=(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${WARMUP}s" "$@" "$url")
+    local measure=(taskset -c "$WRK_CPU" wrk -t1 -c"$CONNECTIONS" -d"${DURATION}s" --latency "$@" "$url")
+    local shown_warm="${warm[*]}" shown_measure="${measure[*]}"
+    # The session cookie is a credential: print its place, not its value.
+    if [ -n "${SESSION_COOKIE:-}" ]; then
+        shown_warm="${shown_warm//$SESSION_COOKIE/<session cookie>}"
+        shown_measure="${shown_measure//$SESSION_COOKIE/<session cookie>}"
+    fi
+    COMMANDS+=("$shown_warm  # warm-up" "$shown_measure")
     echo "proxy_load: $name: warm-up ${WARMUP}s, then ${DURATION}s" >&2
     "${warm[@]}" >/dev/null
     out="$WORK/wrk-$name.txt"
@@ -204,7 +219,8 @@ run_wrk() {
 }
 
 run_wrk direct "http://127.0.0.1:$UPSTREAM_PORT/"
-run_wrk gateway "http://127.0.0.1:$GATEWAY_PORT/"
+run_wrk gateway "http://127.0.0.1:$GATEWAY_PORT/public/"
+run_wrk session "http://127.0.0.1:$GATEWAY_PORT/app" -H "Cookie: $SESSION_COOKIE"
 
 # --- report -----------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
@@ -219,13 +235,16 @@ echo "config ($CONFIG, removed at exit; secret elided):"
 sed 's/^secrets = .*/secrets = ["..."]/; s/^./  &/' "$CONFIG"
 echo
 printf '%-16s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
-for name in direct gateway; do
+for name in direct gateway session; do
     printf '%-16s %12s %10s %10s %8s\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${BAD[$name]}"
 done
-printf '%-16s %12s %10s %10s\n' "gateway/direct" \
-    "$(ratio "${RPS[gateway]}" "${RPS[direct]}")" \
-    "$(ratio "${P50[gateway]}" "${P50[direct]}")" \
-    "$(ratio "${P99[gateway]}" "${P99[direct]}")"
-if [ "${BAD[direct]}" -ne 0 ] || [ "${BAD[gateway]}" -ne 0 ]; then
+for pair in gateway/direct session/direct session/gateway; do
+    a="${pair%/*}" b="${pair#*/}"
+    printf '%-16s %12s %10s %10s\n' "$pair" \
+        "$(ratio "${RPS[$a]}" "${RPS[$b]}")" \
+        "$(ratio "${P50[$a]}" "${P50[$b]}")" \
+        "$(ratio "${P99[$a]}" "${P99[$b]}")"
+done
+if [ "${BAD[direct]}" -ne 0 ] || [ "${BAD[gateway]}" -ne 0 ] || [ "${BAD[session]}" -ne 0 ]; then
     echo "proxy_load: warning: some responses were errors or not 2xx/3xx (see 'errors')" >&2
 fi

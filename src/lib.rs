@@ -101,6 +101,7 @@ pub async fn run(
     deps: Deps,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    ops::metrics::install();
     let tunnels = proxy::Tunnels::default();
     let provider = oidc::Provider::new(&config.oidc);
     let gateway = gateway::Gateway::new(&config, tunnels.clone(), provider.clone(), deps)

@@ -78,6 +78,7 @@ impl Gateway {
                         }
                     }
                 }
+                crate::ops::metrics::login("completed");
                 let mut cookies = vec![logged_in.clear];
                 cookies.extend(self.write_session(&logged_in.session, now, previous.carried));
                 tracing::info!(target: "sessiongate::login", session = ?logged_in.session.id, "login completed");
@@ -91,6 +92,7 @@ impl Gateway {
                 return_to,
                 clear,
             }) => {
+                crate::ops::metrics::login("needs_interaction");
                 let reason = format!("silent reauthentication refused ({error})");
                 self.start_login(
                     request.headers(),
@@ -102,6 +104,7 @@ impl Gateway {
                 )
             }
             Err(e) => {
+                crate::ops::metrics::login(e.label());
                 let reason = crate::error_chain(&e);
                 tracing::warn!(target: "sessiongate::login", reason = %reason, "login failed");
                 let status = if e.is_provider_failure() {

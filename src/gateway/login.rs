@@ -79,6 +79,21 @@ pub(crate) enum LoginError {
 }
 
 impl LoginError {
+    /// A fixed label for metrics.
+    pub(crate) fn label(&self) -> &'static str {
+        match self {
+            LoginError::Provider { .. } => "provider_error",
+            LoginError::Missing(_) => "missing_parameter",
+            LoginError::UnknownState => "unknown_state",
+            LoginError::Expired => "expired",
+            LoginError::Exchange(_) => "exchange_failed",
+            LoginError::NoIdToken => "no_id_token",
+            LoginError::IdToken(_) => "invalid_id_token",
+            LoginError::Unavailable => "provider_unavailable",
+            LoginError::NeedsInteraction { .. } => "needs_interaction",
+        }
+    }
+
     /// Whether the provider (rather than the client) failed: answered with 502.
     pub(crate) fn is_provider_failure(&self) -> bool {
         matches!(

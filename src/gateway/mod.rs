@@ -174,6 +174,7 @@ impl Gateway {
         let (response, outcome) = self.route(request.map(Body::new), peer, client_ip).await;
 
         let status = response.status().as_u16();
+        crate::ops::metrics::request(outcome.route, status);
         let latency_ms = millis(started.elapsed());
         let upstream_ms = outcome.upstream_latency.map(millis);
         tracing::info!(
@@ -268,12 +269,14 @@ impl Gateway {
                             changed = true;
                         }
                         refresh::Outcome::Ended(reason) => {
+                            crate::ops::metrics::session_ended(reason);
                             let cookies = self.cookies.clear(carried);
                             return self.unauthenticated(&request, route, cookies, reason, html);
                         }
                         refresh::Outcome::Unavailable => {
                             if self.is_too_stale(&session, now) {
                                 let cookies = self.cookies.clear(carried);
+                                crate::ops::metrics::session_ended("stale");
                                 let reason = "tokens stale past session.max_stale";
                                 return self
                                     .unauthenticated(&request, route, cookies, reason, html);
@@ -314,8 +317,12 @@ impl Gateway {
         };
         match sessions::check(&session, now, &self.policy) {
             Validity::Valid => (Some((session, read.carried)), Vec::new(), "valid"),
-            Validity::IdleExpired => (None, self.cookies.clear(read.carried), "idle timeout"),
+            Validity::IdleExpired => {
+                crate::ops::metrics::session_ended("idle");
+                (None, self.cookies.clear(read.carried), "idle timeout")
+            }
             Validity::AbsoluteExpired => {
+                crate::ops::metrics::session_ended("absolute");
                 (None, self.cookies.clear(read.carried), "absolute timeout")
             }
         }

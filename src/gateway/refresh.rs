@@ -157,6 +157,7 @@ impl Refresher {
             Ok(outcome) => outcome,
             Err(_) => {
                 tracing::warn!(timeout = ?self.timeout, "token refresh is taking too long: going on with the current tokens");
+                crate::ops::metrics::refresh("timeout");
                 Outcome::Unavailable
             }
         }
@@ -193,10 +194,12 @@ impl Refresher {
             Ok(tokens) => tokens,
             Err(TokenError::Refused { error, .. }) if error == "invalid_grant" => {
                 tracing::info!(target: "sessiongate::refresh", "the provider refused the refresh token (invalid_grant): session ended");
+                crate::ops::metrics::refresh("invalid_grant");
                 return Outcome::Ended("invalid_grant");
             }
             Err(e) => {
                 tracing::warn!(target: "sessiongate::refresh", error = %crate::error_chain(&e), "token refresh failed");
+                crate::ops::metrics::refresh("unavailable");
                 return Outcome::Unavailable;
             }
         };
@@ -211,11 +214,13 @@ impl Refresher {
                 }
                 Ok(_) => {
                     tracing::warn!(target: "sessiongate::refresh", "the refreshed ID token is for another subject: session ended");
-                    return Outcome::Ended("subject changed");
+                    crate::ops::metrics::refresh("subject_changed");
+                    return Outcome::Ended("subject_changed");
                 }
                 Err(e) => {
                     tracing::warn!(target: "sessiongate::refresh", error = %e, "the refreshed ID token is invalid: session ended");
-                    return Outcome::Ended("invalid refreshed ID token");
+                    crate::ops::metrics::refresh("invalid_id_token");
+                    return Outcome::Ended("invalid_id_token");
                 }
             },
         };
@@ -224,6 +229,7 @@ impl Refresher {
             .and_then(|c| c.get("exp"))
             .and_then(Value::as_u64);
         tracing::debug!(target: "sessiongate::refresh", rotated = tokens.refresh_token.is_some(), "tokens refreshed");
+        crate::ops::metrics::refresh("ok");
         Outcome::Renewed(Renewed {
             refresh_token: tokens.refresh_token,
             id_token: tokens.id_token.map(Secret::new),

@@ -1,5 +1,5 @@
-//! The admin listener's routes: `/healthz` (the process is alive) and `/readyz` (it should
-//! get traffic). Kept off the main listener so health checks never reach the application
+//! The admin listener's routes: `/healthz` (the process is alive), `/readyz` (it should
+//! get traffic) and `/metrics` (Prometheus). Kept off the main listener so health checks never reach the application
 //! and the application's users never reach these.
 
 use std::sync::Arc;
@@ -45,6 +45,7 @@ pub(crate) fn router(readiness: Arc<Readiness>) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(|| async { super::metrics::render() }))
         .with_state(readiness)
 }
 

@@ -2,3 +2,4 @@
 
 pub(crate) mod admin;
 pub mod logging;
+pub(crate) mod metrics;

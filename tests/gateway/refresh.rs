@@ -139,7 +139,9 @@ async fn invalid_grant_ends_the_session() {
 
 #[tokio::test]
 async fn a_provider_that_is_down_or_slow_does_not_end_the_session() {
-    let world = world("[oidc]\nrefresh_timeout = \"300ms\"\n").await;
+    let world =
+        world("[oidc]\nrefresh_timeout = \"300ms\"\n[server]\nadmin_listen = \"127.0.0.1:0\"\n")
+            .await;
     let mut browser = Browser::new();
     log_in(&mut browser, &world, "/").await;
 
@@ -157,6 +159,17 @@ async fn a_provider_that_is_down_or_slow_does_not_end_the_session() {
         refreshes(&world),
         1,
         "no retry before the backoff has passed"
+    );
+    let admin = world.gateway.admin.expect("admin listener");
+    let (_, _, metrics) = common::get(&format!("http://{admin}/metrics")).await;
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("sessiongate_refreshes_total{outcome=\"unavailable\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("sessiongate_requests_total{route=\"protected\",status=\"2xx\"}"),
+        "{metrics}"
     );
 
     // Slow: the request does not wait past refresh_timeout.
