@@ -78,8 +78,7 @@ fn page(request: &Request<Incoming>, auth_prefix: &str) -> String {
         })
         .collect();
     let prefix = escape(auth_prefix);
-    // `{prefix}/sign_out` answers 404 until the gateway's logout lands; the link is here so
-    // the page needs no change then.
+    // Sign-out ends the session here and, with `logout.rp_initiated`, at the provider.
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>sessiongate demo app</title><link rel=\"stylesheet\" href=\"/static/demo.css\"></head>\n\

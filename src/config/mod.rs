@@ -34,7 +34,14 @@ pub struct Config {
     pub session: SessionConfig,
     pub headers: HeadersConfig,
     pub access: AccessConfig,
+    pub logout: LogoutConfig,
     pub log: LogConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogoutConfig {
+    /// Sign-out also redirects to the provider's `end_session_endpoint`.
+    pub rp_initiated: bool,
 }
 
 #[derive(Debug, Clone)]

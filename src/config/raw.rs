@@ -21,7 +21,15 @@ pub(crate) struct Raw {
     #[serde(default)]
     pub(crate) access: Access,
     #[serde(default)]
+    pub(crate) logout: Logout,
+    #[serde(default)]
     pub(crate) log: Log,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Logout {
+    pub(crate) rp_initiated: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

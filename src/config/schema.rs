@@ -320,6 +320,12 @@ pub(crate) const KEYS: &[Key] = &[
         "[]",
         "Paths that answer 401 instead of a login redirect.",
     ),
+    key(
+        "logout.rp_initiated",
+        Bool,
+        "false",
+        "Sign-out also ends the provider's session (RP-Initiated Logout), when discovery has an end_session_endpoint.",
+    ),
     key("log.format", Str, "text", "`text` or `json`."),
     key(
         "log.level",

@@ -163,6 +163,9 @@ fn validate(raw: Raw, p: &mut Problems) -> Config {
     let session = session(raw.session, p);
     let headers = headers(raw.headers, p);
     let access = access(raw.access, p);
+    let logout = LogoutConfig {
+        rp_initiated: raw.logout.rp_initiated.unwrap_or(false),
+    };
     let log = log(raw.log, p);
     Config {
         server,
@@ -171,6 +174,7 @@ fn validate(raw: Raw, p: &mut Problems) -> Config {
         session,
         headers,
         access,
+        logout,
         log,
     }
 }

@@ -51,6 +51,8 @@ impl Gateway {
             "/callback" => self.callback(request, html).await,
             "/userinfo" => self.userinfo(&request),
             "/session" => self.session_status(&request),
+            "/sign_out" => self.sign_out(&request),
+            "/backchannel_logout" => self.backchannel_logout(request).await,
             _ => (
                 response::error(
                     StatusCode::NOT_FOUND,
@@ -194,6 +196,122 @@ impl Gateway {
                 Outcome::answered("endpoint", "session"),
             ),
         }
+    }
+}
+
+impl Gateway {
+    /// Ends the session here (and, with `logout.rp_initiated`, at the provider, per
+    /// RP-Initiated Logout 1.0 §2): the cookies are cleared and the session is recorded as
+    /// revoked, so a copy of the cookie dies too.
+    fn sign_out(&self, request: &Request<Body>) -> (Response<Body>, Outcome) {
+        let now = self.deps.clock.now();
+        let read = self.cookies.read(request.headers());
+        let return_to =
+            return_url::safe_return_path(&query_param(request, "rd").unwrap_or_default());
+        let cookies = self.cookies.clear(read.carried);
+        let session = read.session();
+        if let Some(session) = session {
+            self.revocations.revoke_session(&session.id, now);
+            crate::ops::metrics::session_ended("sign_out");
+        }
+        let end_session = self
+            .rp_initiated_logout
+            .then(|| self.login.provider.end_session_endpoint())
+            .flatten();
+        let Some(mut url) = end_session else {
+            return (
+                redirect(&return_to, cookies),
+                Outcome::answered("endpoint", "signed out"),
+            );
+        };
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(hint) = session.and_then(|s| s.id_token.as_ref()) {
+                query.append_pair("id_token_hint", hint.expose());
+            }
+            query
+                .append_pair("client_id", &self.client_id)
+                .append_pair(
+                    "post_logout_redirect_uri",
+                    &format!("{}{return_to}", self.origin),
+                )
+                .append_pair(
+                    "state",
+                    &crate::clock::random_token(self.deps.random.as_ref(), 16),
+                );
+        }
+        (
+            redirect(url.as_str(), cookies),
+            Outcome::answered("endpoint", "signed out at the provider"),
+        )
+    }
+
+    /// Back-Channel Logout 1.0 §2.5-2.8: the provider POSTs a logout token; the sessions it
+    /// names are revoked. 200 on success, 400 with a JSON error otherwise, never cached.
+    async fn backchannel_logout(&self, request: Request<Body>) -> (Response<Body>, Outcome) {
+        use http_body_util::BodyExt as _;
+        let refuse = |description: String| {
+            let body = json!({"error": "invalid_request", "error_description": description});
+            (
+                json(StatusCode::BAD_REQUEST, &body),
+                Outcome::answered(
+                    "endpoint",
+                    format!("back-channel logout refused: {description}"),
+                ),
+            )
+        };
+        if request.method() != http::Method::POST {
+            return refuse("use POST".into());
+        }
+        let body = match http_body_util::Limited::new(request.into_body(), 64 * 1024)
+            .collect()
+            .await
+        {
+            Ok(body) => body.to_bytes(),
+            Err(_) => return refuse("unreadable or oversized body".into()),
+        };
+        let Some(token) = url::form_urlencoded::parse(&body)
+            .find(|(k, _)| k == "logout_token")
+            .map(|(_, v)| v.into_owned())
+        else {
+            return refuse("no logout_token".into());
+        };
+        let now = self.deps.clock.now();
+        let claims = match self.login.provider.validate_logout_token(&token, now).await {
+            Ok(claims) => claims,
+            Err(e) => return refuse(e.to_string()),
+        };
+        {
+            let mut used = self
+                .used_logout_tokens
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            used.retain(|_, until| *until > now);
+            if used
+                .insert(
+                    claims.jti.clone(),
+                    now + 2 * crate::oidc::LOGOUT_TOKEN_MAX_AGE,
+                )
+                .is_some()
+            {
+                return refuse("the logout token was already used (jti)".into());
+            }
+        }
+        match (&claims.sid, &claims.sub) {
+            (Some(sid), _) => self.revocations.revoke_idp_session(sid, now),
+            (None, Some(sub)) => self.revocations.revoke_subject(sub, claims.iat, now),
+            (None, None) => return refuse("no sid or sub".into()),
+        }
+        crate::ops::metrics::session_ended("backchannel_logout");
+        tracing::info!(target: "sessiongate::logout", by_sid = claims.sid.is_some(), "back-channel logout");
+        let mut response = json(StatusCode::OK, &json!({}));
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        (
+            response,
+            Outcome::answered("endpoint", "back-channel logout"),
+        )
     }
 }
 

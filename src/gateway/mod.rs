@@ -31,6 +31,7 @@ use crate::oidc::Provider;
 use crate::proxy::headers::{self, Peer};
 use crate::proxy::{Forward, Tunnels, Upstream};
 use crate::session::model::{self as sessions, Session, SessionPolicy, Validity};
+use crate::session::revocation::Revocations;
 use crate::session::seal::KeyRing;
 use crate::session::{Carried, Scheme, SessionCookies};
 use access::Route;
@@ -52,6 +53,14 @@ pub(crate) struct Gateway {
     refresher: Arc<Refresher>,
     max_stale: Option<Duration>,
     on_token_expiry: OnTokenExpiry,
+    /// Sessions ended before their deadlines (sign-out, back-channel logout).
+    revocations: Revocations,
+    /// Logout tokens already used (`jti`), until they would be too old anyway.
+    used_logout_tokens: std::sync::Mutex<std::collections::HashMap<String, u64>>,
+    rp_initiated_logout: bool,
+    /// `public_url` without its trailing `/`, for post-logout redirects.
+    origin: String,
+    client_id: String,
     deps: Deps,
 }
 
@@ -148,6 +157,16 @@ impl Gateway {
             refresher,
             max_stale: config.session.max_stale,
             on_token_expiry: config.session.on_token_expiry,
+            revocations: Revocations::new(config.session.absolute_timeout),
+            used_logout_tokens: std::sync::Mutex::default(),
+            rp_initiated_logout: config.logout.rp_initiated,
+            origin: config
+                .server
+                .public_url
+                .as_str()
+                .trim_end_matches('/')
+                .to_string(),
+            client_id: config.oidc.client_id.clone(),
             deps,
         })
     }
@@ -316,6 +335,9 @@ impl Gateway {
             return (None, read.clear, reason);
         };
         match sessions::check(&session, now, &self.policy) {
+            Validity::Valid if self.revocations.is_revoked(&session, now) => {
+                (None, self.cookies.clear(read.carried), "revoked")
+            }
             Validity::Valid => (Some((session, read.carried)), Vec::new(), "valid"),
             Validity::IdleExpired => {
                 crate::ops::metrics::session_ended("idle");

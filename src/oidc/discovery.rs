@@ -13,6 +13,8 @@ pub(crate) struct Metadata {
     pub(crate) token_endpoint: Url,
     pub(crate) jwks_uri: Url,
     #[serde(default)]
+    pub(crate) end_session_endpoint: Option<Url>,
+    #[serde(default)]
     pub(crate) id_token_signing_alg_values_supported: Vec<String>,
 }
 

@@ -78,6 +78,17 @@ pub fn validate(
     key: &DecodingKey,
     expected: &Expected<'_>,
 ) -> Result<Map<String, Value>, IdTokenError> {
+    let claims = verify(token, alg, key)?;
+    check(&claims, expected)?;
+    Ok(claims)
+}
+
+/// Checks only the signature, and returns the claims for the caller to check.
+pub(crate) fn verify(
+    token: &str,
+    alg: Algorithm,
+    key: &DecodingKey,
+) -> Result<Map<String, Value>, IdTokenError> {
     let mut validation = Validation::new(alg);
     // Claims are checked below against the injected clock, not the library's system time.
     validation.required_spec_claims.clear();
@@ -93,11 +104,13 @@ pub fn validate(
             _ => IdTokenError::Malformed,
         })?
         .claims;
-    check_claims(&claims, expected)?;
     Ok(claims)
 }
 
-fn number(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>, IdTokenError> {
+pub(crate) fn number(
+    claims: &Map<String, Value>,
+    name: &'static str,
+) -> Result<Option<u64>, IdTokenError> {
     match claims.get(name) {
         None => Ok(None),
         Some(value) => value
@@ -108,7 +121,11 @@ fn number(claims: &Map<String, Value>, name: &'static str) -> Result<Option<u64>
     }
 }
 
-fn check_claims(claims: &Map<String, Value>, expected: &Expected<'_>) -> Result<(), IdTokenError> {
+/// Checks an ID token's claims (Core §3.1.3.7 steps 2-11).
+pub(crate) fn check(
+    claims: &Map<String, Value>,
+    expected: &Expected<'_>,
+) -> Result<(), IdTokenError> {
     // (2) iss must match exactly.
     match claims.get("iss").and_then(Value::as_str) {
         Some(iss) if iss == expected.issuer => {}
@@ -238,7 +255,7 @@ mod tests {
         ];
         for (overrides, result) in cases {
             assert_eq!(
-                check_claims(&claims(overrides.clone()), &expected(Some("n-1"))),
+                check(&claims(overrides.clone()), &expected(Some("n-1"))),
                 result,
                 "{overrides}"
             );
@@ -248,7 +265,7 @@ mod tests {
     #[test]
     fn refreshed_tokens_need_no_nonce() {
         assert_eq!(
-            check_claims(&claims(json!({"nonce": null})), &expected(None)),
+            check(&claims(json!({"nonce": null})), &expected(None)),
             Ok(())
         );
     }

@@ -16,6 +16,7 @@ use super::flow::{self, Attempt, TokenError, TokenResponse};
 use super::http::IdpClient;
 use super::id_token::{self, Expected, IdTokenError};
 use super::jwks::Jwks;
+use super::logout_token::{self, LogoutClaims, LogoutTokenError};
 use crate::config::OidcConfig;
 
 /// Algorithms verified when neither the config nor discovery narrows them. Never `none`;
@@ -168,13 +169,9 @@ impl Provider {
         flow::token_request(&self.client, &metadata, &self.config, &grant).await
     }
 
-    /// Validates an ID token per Core §3.1.3.7 and returns its claims.
-    pub(crate) async fn validate_id_token(
-        &self,
-        token: &str,
-        nonce: Option<&str>,
-        now: u64,
-    ) -> Result<Map<String, Value>, IdTokenError> {
+    /// The signature of a token from the provider, checked with an allowed algorithm and
+    /// the provider's key (or, for HS256 when allowed, the client secret); its claims.
+    async fn verified(&self, token: &str) -> Result<Map<String, Value>, IdTokenError> {
         let metadata = self
             .metadata()
             .ok_or_else(|| IdTokenError::NoKey("the provider is not discovered yet".into()))?;
@@ -202,6 +199,17 @@ impl Provider {
                 .await
                 .map_err(|e| IdTokenError::NoKey(e.to_string()))?,
         };
+        id_token::verify(token, alg, &key)
+    }
+
+    /// Validates an ID token per Core §3.1.3.7 and returns its claims.
+    pub(crate) async fn validate_id_token(
+        &self,
+        token: &str,
+        nonce: Option<&str>,
+        now: u64,
+    ) -> Result<Map<String, Value>, IdTokenError> {
+        let claims = self.verified(token).await?;
         let expected = Expected {
             issuer: &self.config.issuer,
             client_id: &self.config.client_id,
@@ -209,6 +217,31 @@ impl Provider {
             now,
             skew: self.config.clock_skew.as_secs(),
         };
-        id_token::validate(token, alg, &key, &expected)
+        id_token::check(&claims, &expected)?;
+        Ok(claims)
+    }
+
+    /// Validates a logout token per Back-Channel Logout 1.0 §2.6.
+    pub(crate) async fn validate_logout_token(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<LogoutClaims, LogoutTokenError> {
+        let claims = self
+            .verified(token)
+            .await
+            .map_err(LogoutTokenError::Token)?;
+        logout_token::check(
+            &claims,
+            &self.config.issuer,
+            &self.config.client_id,
+            now,
+            self.config.clock_skew.as_secs(),
+        )
+    }
+
+    /// The provider's `end_session_endpoint`, for RP-initiated logout.
+    pub(crate) fn end_session_endpoint(&self) -> Option<Url> {
+        self.metadata()?.end_session_endpoint.clone()
     }
 }

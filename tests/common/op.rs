@@ -158,6 +158,29 @@ impl Op {
         change(&mut self.state.lock().expect("op state"))
     }
 
+    /// A logout token (Back-Channel Logout 1.0 §2.4) with these claims merged over valid ones
+    /// (null removes), signed the way `signing` says.
+    pub fn logout_token(&self, overrides: Value, signing: Signing) -> String {
+        let state = self.state.lock().expect("op state");
+        let now = state.now();
+        let mut claims = json!({
+            "iss": state.issuer,
+            "aud": CLIENT_ID,
+            "iat": now,
+            "jti": format!("jti-{now}-{}", rand_suffix()),
+            "sid": "op-session-1",
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        for (k, v) in overrides.as_object().expect("object") {
+            if v.is_null() {
+                claims.as_object_mut().expect("claims").remove(k);
+            } else {
+                claims[k] = v.clone();
+            }
+        }
+        sign(&claims, &signing, &state.signing)
+    }
+
     /// The gateway configuration's `[oidc]` section for this provider.
     pub fn oidc_toml(&self) -> String {
         format!(
@@ -474,6 +497,12 @@ impl State {
             &self.signing,
         )
     }
+}
+
+fn rand_suffix() -> u64 {
+    use std::sync::atomic::AtomicU64;
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    NEXT.fetch_add(1, Ordering::SeqCst)
 }
 
 /// Signs claims the way `signing` says.

@@ -8,6 +8,7 @@ mod admin;
 mod identity;
 mod limits;
 mod login;
+mod logout;
 mod proxy;
 mod refresh;
 mod sessions;
