@@ -117,6 +117,11 @@ pub async fn run(
     };
     let stop = CancellationToken::new();
 
+    let revoker = ops::admin::Revoker {
+        revocations: gateway.revocations(),
+        clock: gateway.clock(),
+        token: config.server.admin_token.clone(),
+    };
     let main = {
         let handler = move |request, peer| {
             let gateway = gateway.clone();
@@ -125,7 +130,7 @@ pub async fn run(
         tokio::spawn(server::serve(listeners.main, limits, handler, stop.clone()))
     };
     let admin = listeners.admin.map(|listener| {
-        let router = ops::admin::router(readiness.clone());
+        let router = ops::admin::router(readiness.clone(), revoker);
         let handler = move |request: http::Request<hyper::body::Incoming>, _peer| {
             let router = router.clone();
             async move {

@@ -35,6 +35,22 @@ enum Command {
     },
     /// Print a fresh random secret for `session.secrets`.
     GenSecret,
+    /// End sessions on a running gateway, through its admin listener: every session of a
+    /// user (`--sub`), or those of one provider session (`--sid`).
+    Revoke {
+        /// The user's `sub`: every session of theirs created before now ends.
+        #[arg(long, conflicts_with = "sid", required_unless_present = "sid")]
+        sub: Option<String>,
+        /// The provider's session id.
+        #[arg(long)]
+        sid: Option<String>,
+        /// The admin listener's address.
+        #[arg(long, default_value = "127.0.0.1:9090")]
+        addr: std::net::SocketAddr,
+        /// The admin token (server.admin_token), if the gateway requires one.
+        #[arg(long, env = "SESSIONGATE_SERVER_ADMIN_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
     /// Exit 0 when the admin listener's /healthz answers 200 (for container health checks).
     Healthcheck {
         /// The admin listener's address.
@@ -73,6 +89,35 @@ fn main() -> ExitCode {
             println!("{}", new_secret());
             ExitCode::SUCCESS
         }
+        Command::Revoke {
+            sub,
+            sid,
+            addr,
+            token,
+        } => {
+            let (name, value) = match (&sub, &sid) {
+                (Some(sub), _) => ("sub", sub.as_str()),
+                (None, Some(sid)) => ("sid", sid.as_str()),
+                (None, None) => unreachable!("clap requires one"),
+            };
+            let body = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair(name, value)
+                .finish();
+            match admin_request(addr, "POST /sessions/revoke", &body, token.as_deref()) {
+                Ok((200, text)) => {
+                    print!("{text}");
+                    ExitCode::SUCCESS
+                }
+                Ok((status, text)) => {
+                    eprint!("the gateway answered {status}: {text}");
+                    ExitCode::FAILURE
+                }
+                Err(e) => {
+                    eprintln!("cannot reach the admin listener at {addr}: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Healthcheck { addr } => match healthcheck(addr) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
@@ -81,6 +126,39 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+/// One request to the admin listener; returns the status and the body.
+fn admin_request(
+    addr: std::net::SocketAddr,
+    method_and_path: &str,
+    body: &str,
+    token: Option<&str>,
+) -> std::io::Result<(u16, String)> {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(5);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    let authorization = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "{method_and_path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n{authorization}\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let status = response
+        .get(9..12)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let text = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .to_string();
+    Ok((status, text))
 }
 
 /// One plain HTTP/1.1 request with short timeouts: the image has no shell or curl.

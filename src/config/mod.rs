@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// Starts with `/`, never ends with one.
     pub auth_prefix: String,
     pub admin_listen: Option<SocketAddr>,
+    /// Required as a bearer token by the admin listener's revocation endpoint.
+    pub admin_token: Option<Secret>,
     pub shutdown_grace: Duration,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,

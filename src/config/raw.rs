@@ -39,6 +39,7 @@ pub(crate) struct Server {
     pub(crate) public_url: Option<String>,
     pub(crate) auth_prefix: Option<String>,
     pub(crate) admin_listen: Option<String>,
+    pub(crate) admin_token: Option<String>,
     pub(crate) shutdown_grace: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
     pub(crate) header_read_timeout: Option<String>,

@@ -81,6 +81,18 @@ pub(crate) const KEYS: &[Key] = &[
         "Address of /healthz, /readyz and /metrics; omit to disable.",
     ),
     key(
+        "server.admin_token",
+        Str,
+        "",
+        "Bearer token the admin listener's POST /sessions/revoke requires; unset: not required (keep the listener private).",
+    ),
+    key(
+        "server.admin_token_file",
+        Str,
+        "",
+        "File holding the admin token.",
+    ),
+    key(
         "server.shutdown_grace",
         Str,
         "10s",
@@ -337,6 +349,7 @@ pub(crate) const KEYS: &[Key] = &[
 
 /// The keys whose values are secrets, with the sibling key that names a file holding them.
 pub(crate) const SECRET_FILES: &[(&str, &str)] = &[
+    ("server.admin_token", "server.admin_token_file"),
     ("oidc.client_secret", "oidc.client_secret_file"),
     ("session.secrets", "session.secrets_file"),
     ("session.redis_url", "session.redis_url_file"),

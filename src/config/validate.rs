@@ -318,6 +318,7 @@ fn server(raw: raw::Server, p: &mut Problems) -> ServerConfig {
         public_url,
         auth_prefix,
         admin_listen,
+        admin_token: raw.admin_token.filter(|t| !t.is_empty()).map(Secret::new),
         shutdown_grace: duration(p, "server.shutdown_grace", raw.shutdown_grace),
         trusted_proxies,
         header_read_timeout: positive(p, "server.header_read_timeout", raw.header_read_timeout),

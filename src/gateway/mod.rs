@@ -54,7 +54,7 @@ pub(crate) struct Gateway {
     max_stale: Option<Duration>,
     on_token_expiry: OnTokenExpiry,
     /// Sessions ended before their deadlines (sign-out, back-channel logout).
-    revocations: Revocations,
+    revocations: Arc<Revocations>,
     /// Logout tokens already used (`jti`), until they would be too old anyway.
     used_logout_tokens: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     rp_initiated_logout: bool,
@@ -157,7 +157,7 @@ impl Gateway {
             refresher,
             max_stale: config.session.max_stale,
             on_token_expiry: config.session.on_token_expiry,
-            revocations: Revocations::new(config.session.absolute_timeout),
+            revocations: Arc::new(Revocations::new(config.session.absolute_timeout)),
             used_logout_tokens: std::sync::Mutex::default(),
             rp_initiated_logout: config.logout.rp_initiated,
             origin: config
@@ -169,6 +169,15 @@ impl Gateway {
             client_id: config.oidc.client_id.clone(),
             deps,
         })
+    }
+
+    /// The revocation set, shared with the admin listener.
+    pub(crate) fn revocations(&self) -> Arc<Revocations> {
+        self.revocations.clone()
+    }
+
+    pub(crate) fn clock(&self) -> Arc<dyn crate::clock::Clock> {
+        self.deps.clock.clone()
     }
 
     fn own_endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {

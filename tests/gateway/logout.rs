@@ -188,3 +188,68 @@ async fn bad_logout_tokens_are_refused_with_400() {
     assert_eq!(get.0, StatusCode::BAD_REQUEST, "GET is refused");
     world.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn operators_revoke_every_session_of_a_user_from_the_cli() {
+    let world =
+        world("[server]\nadmin_listen = \"127.0.0.1:0\"\nadmin_token = \"operator-token\"\n").await;
+    let admin = world.gateway.admin.expect("admin listener").to_string();
+    let mut first = Browser::new();
+    log_in(&mut first, &world, "/").await;
+    let mut second = Browser::new();
+    log_in(&mut second, &world, "/").await;
+
+    let run = |args: Vec<String>| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_sessiongate"))
+            .args(args)
+            .env_remove("SESSIONGATE_SERVER_ADMIN_TOKEN")
+            .output()
+            .expect("the binary runs");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let without_token = tokio::task::spawn_blocking({
+        let admin = admin.clone();
+        move || {
+            run(vec![
+                "revoke".into(),
+                "--sub".into(),
+                "alice".into(),
+                "--addr".into(),
+                admin,
+            ])
+        }
+    });
+    let (code, output) = without_token.await.expect("join");
+    assert_eq!(code, Some(1), "{output}");
+    assert!(output.contains("401"), "{output}");
+    assert_eq!(
+        status(&mut first, &world).await,
+        StatusCode::OK,
+        "nothing revoked without the token"
+    );
+
+    let with_token = tokio::task::spawn_blocking(move || {
+        run(vec![
+            "revoke".into(),
+            "--sub".into(),
+            "alice".into(),
+            "--addr".into(),
+            admin,
+            "--token".into(),
+            "operator-token".into(),
+        ])
+    });
+    let (code, output) = with_token.await.expect("join");
+    assert_eq!(code, Some(0), "{output}");
+    assert_eq!(
+        status(&mut first, &world).await,
+        StatusCode::FOUND,
+        "every session of alice ended"
+    );
+    assert_eq!(status(&mut second, &world).await, StatusCode::FOUND);
+    world.gateway.shutdown().await;
+}
