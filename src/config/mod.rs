@@ -142,6 +142,8 @@ pub struct HeadersConfig {
 pub struct AccessConfig {
     pub public_paths: Vec<String>,
     pub api_paths: Vec<String>,
+    /// Audiences a bearer JWT may name; empty: bearer tokens are not accepted.
+    pub bearer_audiences: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

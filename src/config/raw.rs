@@ -102,6 +102,14 @@ pub(crate) struct Headers {
 pub(crate) struct Access {
     pub(crate) public_paths: Option<Vec<String>>,
     pub(crate) api_paths: Option<Vec<String>>,
+    #[serde(default)]
+    pub(crate) bearer: Bearer,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Bearer {
+    pub(crate) audiences: Option<Vec<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -327,6 +327,12 @@ pub(crate) const KEYS: &[Key] = &[
         "Paths served without a session (headers are still stripped).",
     ),
     key(
+        "access.bearer.audiences",
+        List,
+        "[]",
+        "Accept `Authorization: Bearer` JWTs from the provider whose `aud` names one of these; empty: bearer tokens are not accepted.",
+    ),
+    key(
         "access.api_paths",
         List,
         "[]",
@@ -393,26 +399,40 @@ pub(crate) fn check_shape(table: &toml::Table) -> Vec<ShapeProblem> {
             problems.push((section.clone(), unknown(section, sections())));
             continue;
         }
-        for (name, value) in inner {
-            let path = format!("{section}.{name}");
-            match lookup(&path) {
-                None => {
-                    let siblings = KEYS.iter().filter_map(|k| {
-                        k.path
-                            .strip_prefix(section.as_str())
-                            .and_then(|r| r.strip_prefix('.'))
-                    });
-                    problems.push((path, unknown(name, siblings)));
-                }
-                Some(key) => {
-                    if let Some(message) = kind_mismatch(key.kind, value) {
-                        problems.push((path, message));
-                    }
+        check_table(section, inner, &mut problems);
+    }
+    problems
+}
+
+/// Whether some key lives below `prefix` (a sub-table like `[access.bearer]`).
+fn is_table_path(prefix: &str) -> bool {
+    KEYS.iter().any(|k| {
+        k.path
+            .strip_prefix(prefix)
+            .is_some_and(|rest| rest.starts_with('.'))
+    })
+}
+
+/// Checks the keys of the table at `prefix`, descending into sub-tables the schema has.
+fn check_table(prefix: &str, table: &toml::Table, problems: &mut Vec<ShapeProblem>) {
+    for (name, value) in table {
+        let path = format!("{prefix}.{name}");
+        match (lookup(&path), value.as_table()) {
+            (None, Some(inner)) if is_table_path(&path) => check_table(&path, inner, problems),
+            (None, _) => {
+                let siblings = KEYS.iter().filter_map(|k| {
+                    let rest = k.path.strip_prefix(prefix)?.strip_prefix('.')?;
+                    Some(rest.split('.').next().unwrap_or(rest))
+                });
+                problems.push((path, unknown(name, siblings)));
+            }
+            (Some(key), _) => {
+                if let Some(message) = kind_mismatch(key.kind, value) {
+                    problems.push((path, message));
                 }
             }
         }
     }
-    problems
 }
 
 fn kind_mismatch(kind: Kind, value: &toml::Value) -> Option<String> {
@@ -488,7 +508,7 @@ pub(crate) fn apply_env(
             continue;
         }
         let rest = rest.to_ascii_lowercase();
-        let Some(key) = KEYS.iter().find(|k| k.path.replacen('.', "_", 1) == rest) else {
+        let Some(key) = KEYS.iter().find(|k| k.path.replace('.', "_") == rest) else {
             let names = KEYS.iter().map(|k| k.path);
             let wanted = rest.replacen('_', ".", 1);
             let hint = did_you_mean(&wanted, names)
@@ -529,15 +549,28 @@ pub(crate) fn apply_env(
                 continue;
             }
         };
-        let (section, name) = key.path.split_once('.').unwrap_or((key.path, ""));
-        let entry = table
-            .entry(section.to_string())
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        if let Some(section_table) = entry.as_table_mut() {
-            section_table.insert(name.to_string(), value);
-        }
+        let parts: Vec<&str> = key.path.split('.').collect();
+        insert_path(table, &parts, value);
     }
     problems
+}
+
+/// Puts `value` at `parts` (`["access", "bearer", "audiences"]`), making tables on the way.
+fn insert_path(table: &mut toml::Table, parts: &[&str], value: toml::Value) {
+    match parts {
+        [] => {}
+        [last] => {
+            table.insert((*last).to_string(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry((*first).to_string())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let Some(inner) = entry.as_table_mut() {
+                insert_path(inner, rest, value);
+            }
+        }
+    }
 }
 
 /// The environment variable that overrides a key.
@@ -648,6 +681,31 @@ mod tests {
                 "names no configuration key (did you mean SESSIONGATE_SERVER_LISTEN?)".to_string()
             )]
         );
+    }
+
+    #[test]
+    fn sub_tables_are_checked_and_set_from_the_environment() {
+        let problems = check_shape(&parse("[access.bearer]\naudience = [\"x\"]\n"));
+        assert_eq!(
+            problems,
+            vec![(
+                "access.bearer.audience".to_string(),
+                "unknown key (did you mean `audiences`?)".to_string()
+            )]
+        );
+        let mut table = toml::Table::new();
+        let env = BTreeMap::from([(
+            "SESSIONGATE_ACCESS_BEARER_AUDIENCES".to_string(),
+            "api://a, api://b".to_string(),
+        )]);
+        assert!(apply_env(&mut table, &env).is_empty());
+        assert_eq!(
+            table["access"]["bearer"]["audiences"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+        assert!(check_shape(&table).is_empty());
     }
 
     #[test]

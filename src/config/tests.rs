@@ -51,7 +51,7 @@ fn the_example_parses_once_its_placeholder_secret_is_replaced() {
 #[test]
 fn the_example_documents_every_key() {
     for key in schema::KEYS {
-        let (section, name) = key.path.split_once('.').expect("section.key");
+        let (section, name) = key.path.rsplit_once('.').expect("section.key");
         let section_header = format!("[{section}]");
         assert!(
             EXAMPLE.contains(&section_header),

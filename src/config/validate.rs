@@ -722,9 +722,19 @@ fn paths(p: &mut Problems, path: &str, values: Option<Vec<String>>) -> Vec<Strin
 }
 
 fn access(raw: raw::Access, p: &mut Problems) -> AccessConfig {
+    let bearer_audiences = raw.bearer.audiences.unwrap_or_default();
+    for (i, audience) in bearer_audiences.iter().enumerate() {
+        if audience.trim().is_empty() {
+            p.at(
+                &format!("access.bearer.audiences[{i}]"),
+                "must not be empty",
+            );
+        }
+    }
     AccessConfig {
         public_paths: paths(p, "access.public_paths", raw.public_paths),
         api_paths: paths(p, "access.api_paths", raw.api_paths),
+        bearer_audiences,
     }
 }
 

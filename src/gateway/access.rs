@@ -115,6 +115,7 @@ mod tests {
         AccessConfig {
             public_paths: vec!["/static/".into(), "/favicon.ico".into(), "/health".into()],
             api_paths: vec!["/api/".into(), "/static/api/".into()],
+            bearer_audiences: Vec::new(),
         }
     }
 
