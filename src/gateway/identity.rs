@@ -88,13 +88,23 @@ pub(crate) fn assert(
     session: &crate::session::model::Session,
     claims: &[(HeaderName, String)],
 ) -> HeaderMap {
+    assert_claims(&session.subject, |name| session.claims.get(name), claims)
+}
+
+/// The identity headers for a subject whose claims `get` looks up (a session's, or a
+/// bearer token's).
+pub(crate) fn assert_claims<'c>(
+    subject: &str,
+    get: impl Fn(&str) -> Option<&'c serde_json::Value>,
+    claims: &[(HeaderName, String)],
+) -> HeaderMap {
     use serde_json::Value;
     let mut headers = HeaderMap::new();
     for (header, claim) in claims {
         let value = if claim == "sub" {
-            Some(session.subject.clone())
+            Some(subject.to_string())
         } else {
-            match session.claims.get(claim) {
+            match get(claim) {
                 Some(Value::String(s)) => Some(s.clone()),
                 Some(Value::Array(items)) => Some(
                     items

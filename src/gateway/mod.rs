@@ -267,6 +267,32 @@ impl Gateway {
         }
 
         let now = self.deps.clock.now();
+        if !self.access.bearer_audiences.is_empty() {
+            if let Some(token) = bearer_token(request.headers()) {
+                let token = token.to_string();
+                return match self
+                    .login
+                    .provider
+                    .validate_bearer(&token, &self.access.bearer_audiences, now)
+                    .await
+                {
+                    Ok(claims) => {
+                        let subject = claims
+                            .get("sub")
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default();
+                        let identity =
+                            identity::assert_claims(subject, |name| claims.get(name), &self.claims);
+                        self.forward(request, peer, client_ip, route, identity, Vec::new(), html)
+                            .await
+                    }
+                    Err(e) => (
+                        invalid_token(&e.to_string()),
+                        Outcome::answered(route.label(), format!("bearer: {e}")),
+                    ),
+                };
+            }
+        }
         let (session, mut cookies, reason) = self.load(request.headers(), now);
         match session {
             Some((mut session, carried)) => {
@@ -524,6 +550,33 @@ impl Gateway {
             }
         }
     }
+}
+
+/// The token of `Authorization: Bearer <token>` (RFC 6750 §2.1; the scheme is case-insensitive).
+fn bearer_token(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get(http::header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
+/// RFC 6750 §3: 401 with `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body.
+fn invalid_token(description: &str) -> Response<Body> {
+    let mut response = response::error(
+        StatusCode::UNAUTHORIZED,
+        "invalid_token",
+        description,
+        false,
+    );
+    let description = description.replace(['"', '\\'], "'");
+    if let Ok(value) = HeaderValue::from_str(&format!(
+        "Bearer error=\"invalid_token\", error_description=\"{description}\""
+    )) {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, value);
+    }
+    response
 }
 
 /// Milliseconds with microsecond precision, for log lines.

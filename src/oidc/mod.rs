@@ -2,6 +2,7 @@
 //! validation. The only module that speaks to the identity provider or imports jsonwebtoken;
 //! it knows nothing of cookies, sessions or routing.
 
+mod bearer;
 mod discovery;
 mod flow;
 mod http;

@@ -11,6 +11,7 @@ use serde_json::{Map, Value};
 use tokio_util::sync::CancellationToken;
 use url::Url;
 
+use super::bearer::{self, BearerError};
 use super::discovery::{self, Metadata};
 use super::flow::{self, Attempt, TokenError, TokenResponse};
 use super::http::IdpClient;
@@ -238,6 +239,27 @@ impl Provider {
             now,
             self.config.clock_skew.as_secs(),
         )
+    }
+
+    /// Validates a bearer JWT for one of `audiences`; returns its claims.
+    pub(crate) async fn validate_bearer(
+        &self,
+        token: &str,
+        audiences: &[String],
+        now: u64,
+    ) -> Result<Map<String, Value>, BearerError> {
+        let claims = self.verified(token).await.map_err(|e| {
+            tracing::debug!(error = %e, "bearer token refused");
+            BearerError::Unverified
+        })?;
+        bearer::check(
+            &claims,
+            &self.config.issuer,
+            audiences,
+            now,
+            self.config.clock_skew.as_secs(),
+        )?;
+        Ok(claims)
     }
 
     /// The provider's `end_session_endpoint`, for RP-initiated logout.

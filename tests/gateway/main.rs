@@ -5,6 +5,7 @@
 mod common;
 
 mod admin;
+mod bearer;
 mod identity;
 mod limits;
 mod login;
