@@ -161,6 +161,11 @@ impl Login {
         }
     }
 
+    /// The prefix every login-state cookie's name starts with.
+    pub(crate) fn cookie_prefix(&self) -> &str {
+        &self.cookie_prefix
+    }
+
     fn cookie_name(&self, state: &str) -> String {
         // 16 characters of a 256-bit random state are 96 bits: unique among one browser's
         // few attempts, and short enough to keep the Cookie header small.

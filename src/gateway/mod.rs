@@ -506,7 +506,7 @@ impl Gateway {
     #[allow(clippy::too_many_arguments)]
     async fn forward(
         &self,
-        request: Request<Body>,
+        mut request: Request<Body>,
         peer: Peer,
         client_ip: IpAddr,
         route: Route,
@@ -514,6 +514,13 @@ impl Gateway {
         cookies: Vec<HeaderValue>,
         html: bool,
     ) -> (Response<Body>, Outcome) {
+        // The gateway's own cookies are none of the application's business, and can be
+        // kilobytes (IIS refuses request heads over 16 KB by default).
+        strip_own_cookies(
+            request.headers_mut(),
+            self.cookies.cookie_name(),
+            self.login.cookie_prefix(),
+        );
         let forward = Forward {
             peer,
             client_ip,
@@ -548,6 +555,41 @@ impl Gateway {
                     Outcome::answered(route.label(), reason),
                 )
             }
+        }
+    }
+}
+
+/// Removes the session cookie (every chunk) and login-state cookies from `Cookie`, keeping
+/// the application's own cookies as they were.
+fn strip_own_cookies(headers: &mut HeaderMap, session: &str, login_prefix: &str) {
+    let is_own = |name: &str| {
+        name == session
+            || name
+                .strip_prefix(session)
+                .is_some_and(|rest| rest.starts_with('.'))
+            || name.starts_with(login_prefix)
+    };
+    let values: Vec<HeaderValue> = headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .cloned()
+        .collect();
+    if values.is_empty() {
+        return;
+    }
+    let kept: Vec<String> = values
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .filter(|pair| !is_own(pair.split_once('=').map_or(*pair, |(name, _)| name)))
+        .map(str::to_string)
+        .collect();
+    headers.remove(http::header::COOKIE);
+    if let Ok(value) = HeaderValue::from_str(&kept.join("; ")) {
+        if !kept.is_empty() {
+            headers.insert(http::header::COOKIE, value);
         }
     }
 }

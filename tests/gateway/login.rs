@@ -123,10 +123,28 @@ async fn a_full_login_lands_on_the_deep_link_with_identity_headers() {
     assert_eq!(echo.header("x-forwarded-preferred-username"), vec!["alice"]);
     assert_eq!(echo.header("x-forwarded-groups"), vec!["staff,admins"]);
     assert!(
-        echo.header("cookie")
-            .iter()
-            .all(|c| c.contains("sessiongate=")),
-        "the app still sees cookies"
+        echo.header("cookie").is_empty(),
+        "the gateway's cookies are not forwarded"
+    );
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_application_keeps_its_own_cookies_but_never_sees_the_gateways() {
+    let world = world("").await;
+    let mut browser = Browser::new();
+    log_in(&mut browser, &world, "/").await;
+    browser
+        .jar
+        .insert("ASP.NET_SessionId".into(), "app-1".into());
+    browser
+        .jar
+        .insert("sessiongate-other".into(), "app-2".into());
+    let reply = browser.navigate(&world.gateway.url("/echo")).await;
+    let echo = Echo::parse(&reply.body);
+    assert_eq!(
+        echo.header("cookie"),
+        vec!["ASP.NET_SessionId=app-1; sessiongate-other=app-2"]
     );
     world.gateway.shutdown().await;
 }
