@@ -6,8 +6,11 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
+use super::access::{self, Route};
 use super::login::LoginError;
+use super::{Auth, invalid_token};
 use super::{Gateway, Outcome, redirect, response, return_url, with_cookies};
+use crate::proxy::headers::Peer;
 use crate::session::model as sessions;
 
 fn json(status: StatusCode, body: &Value) -> Response<Body> {
@@ -33,6 +36,7 @@ impl Gateway {
         &self,
         endpoint: &str,
         request: Request<Body>,
+        peer: Peer,
         html: bool,
     ) -> (Response<Body>, Outcome) {
         match endpoint {
@@ -53,6 +57,7 @@ impl Gateway {
             "/session" => self.session_status(&request),
             "/sign_out" => self.sign_out(&request),
             "/backchannel_logout" => self.backchannel_logout(request).await,
+            "/auth" => self.forward_auth(request.headers().clone(), peer).await,
             _ => (
                 response::error(
                     StatusCode::NOT_FOUND,
@@ -200,6 +205,67 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// Forward-auth for an existing proxy (nginx `auth_request`, Traefik `forwardAuth`,
+    /// Caddy `forward_auth`): 202 with the identity headers (and any Set-Cookie of a slid
+    /// session) for a valid session or bearer token, 401 otherwise. The original request's
+    /// path comes from `X-Forwarded-Uri` or `X-Original-URI`, believed only from
+    /// `server.trusted_proxies`: from anyone else it could pick a public path at will.
+    async fn forward_auth(
+        &self,
+        headers: http::HeaderMap,
+        peer: Peer,
+    ) -> (Response<Body>, Outcome) {
+        let original = peer
+            .trusted
+            .then(|| {
+                ["x-forwarded-uri", "x-original-uri"]
+                    .iter()
+                    .find_map(|name| headers.get(*name))
+                    .and_then(|v| v.to_str().ok())
+                    .map(|uri| uri.split(['?', '#']).next().unwrap_or("/").to_string())
+            })
+            .flatten();
+        let route = match &original {
+            Some(path) if access::is_ambiguous(path) => {
+                let body = json(StatusCode::BAD_REQUEST, &json!({"error": "bad_path"}));
+                return (body, Outcome::answered("auth", "ambiguous forwarded path"));
+            }
+            Some(path) => access::classify(path, &self.access),
+            None => Route::Protected,
+        };
+        if route == Route::Public {
+            return (
+                accepted(http::HeaderMap::new(), Vec::new()),
+                Outcome::answered("auth", "public"),
+            );
+        }
+        let now = self.deps.clock.now();
+        match self.authenticate(&headers, now).await {
+            Auth::Identified { identity, cookies } => (
+                accepted(identity, cookies),
+                Outcome::answered("auth", "authenticated"),
+            ),
+            Auth::BadBearer(reason) => (
+                invalid_token(&reason),
+                Outcome::answered("auth", format!("bearer: {reason}")),
+            ),
+            Auth::Reauthenticate { cookies } | Auth::Anonymous { cookies, .. } => {
+                let mut body = json(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"error": "unauthenticated"}),
+                );
+                body.headers_mut().insert(
+                    http::header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer"),
+                );
+                (
+                    with_cookies(body, cookies),
+                    Outcome::answered("auth", "unauthenticated"),
+                )
+            }
+        }
+    }
+
     /// Ends the session here (and, with `logout.rp_initiated`, at the provider, per
     /// RP-Initiated Logout 1.0 §2): the cookies are cleared and the session is recorded as
     /// revoked, so a copy of the cookie dies too.
@@ -313,6 +379,17 @@ impl Gateway {
             Outcome::answered("endpoint", "back-channel logout"),
         )
     }
+}
+
+/// `202 Accepted` carrying the identity headers for the proxy to pass on.
+fn accepted(identity: http::HeaderMap, cookies: Vec<HeaderValue>) -> Response<Body> {
+    let mut response = Response::new(Body::empty());
+    *response.status_mut() = StatusCode::ACCEPTED;
+    response.headers_mut().extend(identity);
+    response
+        .headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    with_cookies(response, cookies)
 }
 
 /// A failure page with a link to try again: never a redirect, so a failing provider cannot

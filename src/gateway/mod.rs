@@ -64,6 +64,25 @@ pub(crate) struct Gateway {
     deps: Deps,
 }
 
+/// The outcome of authenticating a request.
+pub(super) enum Auth {
+    /// A valid session or bearer token: the identity headers to assert, and the cookies to
+    /// send back (a slid or refreshed session).
+    Identified {
+        identity: HeaderMap,
+        cookies: Vec<HeaderValue>,
+    },
+    /// A bearer token that failed validation, and why.
+    BadBearer(String),
+    /// A session whose tokens expired with no refresh token, under `reauthenticate`.
+    Reauthenticate { cookies: Vec<HeaderValue> },
+    /// Nobody: the cookies clear a broken or ended session.
+    Anonymous {
+        cookies: Vec<HeaderValue>,
+        reason: &'static str,
+    },
+}
+
 /// What happened to a request, for its log line.
 struct Outcome {
     route: &'static str,
@@ -249,7 +268,7 @@ impl Gateway {
         }
         if let Some(endpoint) = self.own_endpoint(path) {
             let endpoint = endpoint.to_string();
-            return self.endpoint(&endpoint, request, html).await;
+            return self.endpoint(&endpoint, request, peer, html).await;
         }
         let route = access::classify(path, &self.access);
         if route == Route::Public {
@@ -267,13 +286,51 @@ impl Gateway {
         }
 
         let now = self.deps.clock.now();
+        match self.authenticate(request.headers(), now).await {
+            Auth::Identified { identity, cookies } => {
+                self.forward(request, peer, client_ip, route, identity, cookies, html)
+                    .await
+            }
+            Auth::BadBearer(reason) => (
+                invalid_token(&reason),
+                Outcome::answered(route.label(), format!("bearer: {reason}")),
+            ),
+            Auth::Reauthenticate { cookies } => {
+                let navigation = route != Route::Api
+                    && navigation::is_navigation(request.method(), request.headers());
+                if !navigation {
+                    let reason = "tokens expired: reauthentication needed";
+                    return self.unauthenticated(&request, Route::Api, cookies, reason, html);
+                }
+                let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
+                let return_to = return_url::safe_return_path(target);
+                let reason = "tokens expired: silent reauthentication";
+                self.start_login(
+                    request.headers(),
+                    &return_to,
+                    true,
+                    cookies,
+                    route.label(),
+                    reason,
+                )
+            }
+            Auth::Anonymous { cookies, reason } => {
+                self.unauthenticated(&request, route, cookies, reason, html)
+            }
+        }
+    }
+
+    /// Who the request is: a bearer token's or a session's identity (refreshing and sliding
+    /// the session on the way), or nobody, with the cookies the response must carry.
+    pub(super) async fn authenticate(&self, headers: &HeaderMap, now: u64) -> Auth {
         if !self.access.bearer_audiences.is_empty() {
-            if let Some(token) = bearer_token(request.headers()) {
+            if let Some(token) = bearer_token(headers) {
                 let token = token.to_string();
+                let audiences = &self.access.bearer_audiences;
                 return match self
                     .login
                     .provider
-                    .validate_bearer(&token, &self.access.bearer_audiences, now)
+                    .validate_bearer(&token, audiences, now)
                     .await
                 {
                     Ok(claims) => {
@@ -283,70 +340,54 @@ impl Gateway {
                             .unwrap_or_default();
                         let identity =
                             identity::assert_claims(subject, |name| claims.get(name), &self.claims);
-                        self.forward(request, peer, client_ip, route, identity, Vec::new(), html)
-                            .await
+                        Auth::Identified {
+                            identity,
+                            cookies: Vec::new(),
+                        }
                     }
-                    Err(e) => (
-                        invalid_token(&e.to_string()),
-                        Outcome::answered(route.label(), format!("bearer: {e}")),
-                    ),
+                    Err(e) => Auth::BadBearer(e.to_string()),
                 };
             }
         }
-        let (session, mut cookies, reason) = self.load(request.headers(), now);
-        match session {
-            Some((mut session, carried)) => {
-                let mut changed = false;
-                if self.needs_reauthentication(&session, now) {
-                    let navigation = route != Route::Api
-                        && navigation::is_navigation(request.method(), request.headers());
-                    if !navigation {
-                        let reason = "tokens expired: reauthentication needed";
-                        return self.unauthenticated(&request, Route::Api, cookies, reason, html);
-                    }
-                    let target = request.uri().path_and_query().map_or("/", |pq| pq.as_str());
-                    let return_to = return_url::safe_return_path(target);
-                    let reason = "tokens expired: silent reauthentication";
-                    return self.start_login(
-                        request.headers(),
-                        &return_to,
-                        true,
-                        cookies,
-                        route.label(),
+        let (session, mut cookies, reason) = self.load(headers, now);
+        let Some((mut session, carried)) = session else {
+            return Auth::Anonymous { cookies, reason };
+        };
+        if self.needs_reauthentication(&session, now) {
+            return Auth::Reauthenticate { cookies };
+        }
+        let mut changed = false;
+        if self.refresher.is_due(&session, now) {
+            match self.refresher.refresh(&session, now).await {
+                refresh::Outcome::Renewed(renewed) => {
+                    self.refresher.apply(&mut session, &renewed);
+                    changed = true;
+                }
+                refresh::Outcome::Ended(reason) => {
+                    crate::ops::metrics::session_ended(reason);
+                    return Auth::Anonymous {
+                        cookies: self.cookies.clear(carried),
                         reason,
-                    );
+                    };
                 }
-                if self.refresher.is_due(&session, now) {
-                    match self.refresher.refresh(&session, now).await {
-                        refresh::Outcome::Renewed(renewed) => {
-                            self.refresher.apply(&mut session, &renewed);
-                            changed = true;
-                        }
-                        refresh::Outcome::Ended(reason) => {
-                            crate::ops::metrics::session_ended(reason);
-                            let cookies = self.cookies.clear(carried);
-                            return self.unauthenticated(&request, route, cookies, reason, html);
-                        }
-                        refresh::Outcome::Unavailable => {
-                            if self.is_too_stale(&session, now) {
-                                let cookies = self.cookies.clear(carried);
-                                crate::ops::metrics::session_ended("stale");
-                                let reason = "tokens stale past session.max_stale";
-                                return self
-                                    .unauthenticated(&request, route, cookies, reason, html);
-                            }
-                        }
-                    }
+                refresh::Outcome::Unavailable if self.is_too_stale(&session, now) => {
+                    crate::ops::metrics::session_ended("stale");
+                    let reason = "tokens stale past session.max_stale";
+                    return Auth::Anonymous {
+                        cookies: self.cookies.clear(carried),
+                        reason,
+                    };
                 }
-                changed |= sessions::touch(&mut session, now, &self.policy);
-                if changed {
-                    cookies.extend(self.write_session(&session, now, carried));
-                }
-                let identity = identity::assert(&session, &self.claims);
-                self.forward(request, peer, client_ip, route, identity, cookies, html)
-                    .await
+                refresh::Outcome::Unavailable => {}
             }
-            None => self.unauthenticated(&request, route, cookies, reason, html),
+        }
+        changed |= sessions::touch(&mut session, now, &self.policy);
+        if changed {
+            cookies.extend(self.write_session(&session, now, carried));
+        }
+        Auth::Identified {
+            identity: identity::assert(&session, &self.claims),
+            cookies,
         }
     }
 
@@ -603,7 +644,7 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// RFC 6750 §3: 401 with `WWW-Authenticate: Bearer error="invalid_token"` and a JSON body.
-fn invalid_token(description: &str) -> Response<Body> {
+pub(super) fn invalid_token(description: &str) -> Response<Body> {
     let mut response = response::error(
         StatusCode::UNAUTHORIZED,
         "invalid_token",

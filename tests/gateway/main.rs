@@ -6,6 +6,7 @@ mod common;
 
 mod admin;
 mod bearer;
+mod forward_auth;
 mod identity;
 mod limits;
 mod login;
