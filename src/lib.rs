@@ -27,6 +27,8 @@ mod proxy;
 pub mod secret;
 mod server;
 pub mod session;
+#[cfg(test)]
+mod test_support;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -47,6 +47,12 @@ impl fmt::Debug for KeyMaterial {
     }
 }
 
+/// Compares two secrets without an early exit, so the time taken says nothing about where
+/// they differ.
+pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -270,7 +270,9 @@ impl Login {
                 .into_iter()
                 .find(|(n, _)| n == name)
                 .and_then(|(n, v)| self.open(n, v))
-                .filter(|login| constant_time_eq(login.state.as_bytes(), state.as_bytes()))
+                .filter(|login| {
+                    crate::secret::constant_time_eq(login.state.as_bytes(), state.as_bytes())
+                })
         });
         if let Some(error) = params.get("error") {
             if let (Some(login), Some(name)) = (&login, name) {
@@ -359,8 +361,4 @@ impl Login {
         }
         Ok(())
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

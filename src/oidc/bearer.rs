@@ -73,15 +73,7 @@ mod tests {
         let audiences = vec!["api://app".to_string()];
         let base =
             json!({"iss": "https://idp", "aud": "api://app", "sub": "client-1", "exp": NOW + 60});
-        let with = |k: &str, v: Value| {
-            let mut c = base.clone();
-            if v.is_null() {
-                c.as_object_mut().expect("obj").remove(k);
-            } else {
-                c[k] = v;
-            }
-            c.as_object().expect("obj").clone()
-        };
+        let with = |k: &str, v: Value| crate::test_support::overlay(base.clone(), &json!({ k: v }));
         let cases = [
             (with("x", Value::Null), Ok(())),
             (with("aud", json!(["other", "api://app"])), Ok(())),

@@ -165,7 +165,7 @@ pub(crate) fn check(
     // (11) nonce, when one was sent.
     if let Some(nonce) = expected.nonce {
         match claims.get("nonce").and_then(Value::as_str) {
-            Some(found) if constant_time_eq(found.as_bytes(), nonce.as_bytes()) => {}
+            Some(found) if crate::secret::constant_time_eq(found.as_bytes(), nonce.as_bytes()) => {}
             Some(_) => return Err(IdTokenError::NonceMismatch),
             None => return Err(IdTokenError::MissingClaim("nonce")),
         }
@@ -175,10 +175,6 @@ pub(crate) fn check(
         Some(sub) if !sub.is_empty() => Ok(()),
         _ => Err(IdTokenError::MissingClaim("sub")),
     }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 #[cfg(test)]
@@ -199,18 +195,13 @@ mod tests {
     }
 
     fn claims(overrides: Value) -> Map<String, Value> {
-        let mut base = json!({
-            "iss": "https://idp.example", "aud": "app", "sub": "user-1",
-            "exp": NOW + 300, "iat": NOW - 10, "nonce": "n-1"
-        });
-        for (k, v) in overrides.as_object().expect("object") {
-            if v.is_null() {
-                base.as_object_mut().expect("object").remove(k);
-            } else {
-                base[k] = v.clone();
-            }
-        }
-        base.as_object().expect("object").clone()
+        crate::test_support::overlay(
+            json!({
+                "iss": "https://idp.example", "aud": "app", "sub": "user-1",
+                "exp": NOW + 300, "iat": NOW - 10, "nonce": "n-1"
+            }),
+            &overrides,
+        )
     }
 
     #[test]

@@ -121,19 +121,14 @@ mod tests {
     const NOW: u64 = 1_900_000_000;
 
     fn claims(overrides: Value) -> Map<String, Value> {
-        let mut base = json!({
-            "iss": "https://idp.example", "aud": "app", "iat": NOW, "jti": "j-1",
-            "sid": "s-1", "sub": "alice",
-            "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
-        });
-        for (k, v) in overrides.as_object().expect("object") {
-            if v.is_null() {
-                base.as_object_mut().expect("object").remove(k);
-            } else {
-                base[k] = v.clone();
-            }
-        }
-        base.as_object().expect("object").clone()
+        crate::test_support::overlay(
+            json!({
+                "iss": "https://idp.example", "aud": "app", "iat": NOW, "jti": "j-1",
+                "sid": "s-1", "sub": "alice",
+                "events": { BACKCHANNEL_LOGOUT_EVENT: {} },
+            }),
+            &overrides,
+        )
     }
 
     #[test]

@@ -80,12 +80,8 @@ async fn revoke(
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .unwrap_or("");
-        let matches = presented.len() == token.expose().len()
-            && presented
-                .bytes()
-                .zip(token.expose().bytes())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0;
+        let matches =
+            crate::secret::constant_time_eq(presented.as_bytes(), token.expose().as_bytes());
         if !matches {
             return (
                 StatusCode::UNAUTHORIZED,

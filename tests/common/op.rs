@@ -171,13 +171,7 @@ impl Op {
             "sid": "op-session-1",
             "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
         });
-        for (k, v) in overrides.as_object().expect("object") {
-            if v.is_null() {
-                claims.as_object_mut().expect("claims").remove(k);
-            } else {
-                claims[k] = v.clone();
-            }
-        }
+        overlay(&mut claims, &overrides);
         sign(&claims, &signing, &state.signing)
     }
 
@@ -480,22 +474,25 @@ impl State {
         for (k, v) in grant.user.as_object().expect("user") {
             claims[k] = v.clone();
         }
-        for (k, v) in std::mem::take(&mut self.next_claims)
-            .as_object()
-            .into_iter()
-            .flatten()
-        {
-            if v.is_null() {
-                claims.as_object_mut().expect("claims").remove(k);
-            } else {
-                claims[k] = v.clone();
-            }
-        }
+        overlay(&mut claims, &std::mem::take(&mut self.next_claims));
         sign(
             &claims,
             &std::mem::take(&mut self.next_signing),
             &self.signing,
         )
+    }
+}
+
+/// Merges `overrides` into `claims`; a `null` override removes the claim.
+pub fn overlay(claims: &mut Value, overrides: &Value) {
+    for (name, value) in overrides.as_object().into_iter().flatten() {
+        if value.is_null() {
+            if let Some(claims) = claims.as_object_mut() {
+                claims.remove(name);
+            }
+        } else {
+            claims[name] = value.clone();
+        }
     }
 }
 

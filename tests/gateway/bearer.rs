@@ -16,13 +16,7 @@ fn token(world: &World, overrides: Value, signing: Signing) -> String {
         "iss": world.op.issuer(), "aud": "api://legacy", "sub": "reporting-job",
         "exp": now + 300, "iat": now, "email": "jobs@example.com",
     });
-    for (k, v) in overrides.as_object().expect("object") {
-        if v.is_null() {
-            claims.as_object_mut().expect("claims").remove(k);
-        } else {
-            claims[k] = v.clone();
-        }
-    }
+    op::overlay(&mut claims, &overrides);
     let current = world.op.with(|s| s.signing.clone());
     op::sign(&claims, &signing, &current)
 }
