@@ -84,6 +84,8 @@ pub enum ClientAuth {
 pub struct OidcConfig {
     /// Exactly as configured: discovery must return this very string.
     pub issuer: String,
+    /// Overrides `<issuer>/.well-known/openid-configuration`.
+    pub discovery_url: Option<Url>,
     pub client_id: String,
     pub client_secret: Option<Secret>,
     /// Always contains `openid`.

@@ -61,6 +61,7 @@ pub(crate) struct Upstream {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Oidc {
     pub(crate) issuer: Option<String>,
+    pub(crate) discovery_url: Option<String>,
     pub(crate) client_id: Option<String>,
     pub(crate) client_secret: Option<String>,
     pub(crate) scopes: Option<Vec<String>>,

@@ -159,6 +159,12 @@ pub(crate) const KEYS: &[Key] = &[
         "Issuer URL of the identity provider (required); https, or http for loopback hosts.",
     ),
     key(
+        "oidc.discovery_url",
+        Str,
+        "",
+        "Where the discovery document is, when not at the issuer's well-known URL (Azure AD B2C: it names the policy).",
+    ),
+    key(
         "oidc.client_id",
         Str,
         "",

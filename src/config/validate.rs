@@ -422,6 +422,10 @@ fn oidc(raw: raw::Oidc, p: &mut Problems) -> OidcConfig {
     } else {
         raw.issuer.unwrap_or_default().trim().to_string()
     };
+    let discovery_url = raw
+        .discovery_url
+        .filter(|u| !u.is_empty())
+        .map(|u| https_url(p, "oidc.discovery_url", Some(u)));
     let client_id = required(p, "oidc.client_id", raw.client_id).unwrap_or_default();
     let client_secret = raw.client_secret.filter(|s| !s.is_empty()).map(Secret::new);
     let mut scopes = raw.scopes.unwrap_or_else(|| {
@@ -488,6 +492,7 @@ fn oidc(raw: raw::Oidc, p: &mut Problems) -> OidcConfig {
     };
     OidcConfig {
         issuer,
+        discovery_url,
         client_id,
         client_secret,
         scopes,

@@ -35,11 +35,21 @@ pub(crate) fn discovery_url(issuer: &str) -> Result<Url, url::ParseError> {
     ))
 }
 
-pub(crate) async fn discover(client: &IdpClient, issuer: &str) -> Result<Metadata, DiscoveryError> {
-    let url = discovery_url(issuer).map_err(|_| DiscoveryError::IssuerMismatch {
-        expected: issuer.to_string(),
-        found: String::new(),
-    })?;
+/// Fetches the metadata from `explicit` when given (Azure AD B2C puts the policy in the
+/// discovery URL but not in the issuer), else from the issuer's well-known URL; either way
+/// the document must name exactly the configured issuer.
+pub(crate) async fn discover(
+    client: &IdpClient,
+    issuer: &str,
+    explicit: Option<&Url>,
+) -> Result<Metadata, DiscoveryError> {
+    let url = match explicit {
+        Some(url) => url.clone(),
+        None => discovery_url(issuer).map_err(|_| DiscoveryError::IssuerMismatch {
+            expected: issuer.to_string(),
+            found: String::new(),
+        })?,
+    };
     let metadata: Metadata = client.get_json(&url).await?;
     if metadata.issuer != issuer {
         return Err(DiscoveryError::IssuerMismatch {

@@ -75,9 +75,13 @@ impl Provider {
     }
 
     async fn load(&self) -> Result<(), String> {
-        let metadata = discovery::discover(&self.client, &self.config.issuer)
-            .await
-            .map_err(|e| crate::error_chain(&e))?;
+        let metadata = discovery::discover(
+            &self.client,
+            &self.config.issuer,
+            self.config.discovery_url.as_ref(),
+        )
+        .await
+        .map_err(|e| crate::error_chain(&e))?;
         self.jwks
             .refresh(&self.client, &metadata.jwks_uri)
             .await

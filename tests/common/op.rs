@@ -285,7 +285,8 @@ async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Res
     }
     let base = format!("http://{addr}");
     match req.uri().path() {
-        "/.well-known/openid-configuration" => {
+        // The second path is where an Azure AD B2C-like provider keeps it: not under the issuer.
+        "/.well-known/openid-configuration" | "/custom/.well-known/openid-configuration" => {
             discovery_hits.fetch_add(1, Ordering::SeqCst);
             let state = state.lock().expect("state");
             json_response(

@@ -558,3 +558,26 @@ async fn the_gateway_starts_while_the_provider_is_down_and_recovers() {
     );
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_discovery_url_apart_from_the_issuer_is_used_as_configured() {
+    // Azure AD B2C: the issuer is https://tenant.b2clogin.com/<tenant id>/v2.0/ while the
+    // discovery document lives under the user flow's path.
+    let upstream = common::upstream().await;
+    let op = op::start().await;
+    let issuer = format!("{}/tenant-id/v2.0/", op.issuer());
+    op.with(|s| s.issuer = issuer.clone());
+    let text = format!(
+        "[oidc]\nissuer = \"{issuer}\"\ndiscovery_url = \"{}/custom/.well-known/openid-configuration\"\nclient_id = \"{}\"\nclient_secret = \"{}\"\n",
+        op.issuer(),
+        op::CLIENT_ID,
+        op::CLIENT_SECRET
+    );
+    let gateway = common::start(common::config(upstream.addr, &text)).await;
+    wait_ready(&gateway).await;
+    let mut browser = Browser::new();
+    let start = browser.navigate(&gateway.url("/private")).await;
+    let callback = op::approve(&start.location()).await;
+    assert_eq!(browser.navigate(&callback).await.location(), "/private");
+    gateway.shutdown().await;
+}
