@@ -146,6 +146,13 @@ pub struct AccessConfig {
     pub api_paths: Vec<String>,
     /// Audiences a bearer JWT may name; empty: bearer tokens are not accepted.
     pub bearer_audiences: Vec<String>,
+    /// Lower case, without a leading `@`.
+    pub allowed_email_domains: Vec<String>,
+    /// Lower case.
+    pub allowed_emails: Vec<String>,
+    pub allowed_groups: Vec<String>,
+    /// Dotted path into the claims.
+    pub groups_claim: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

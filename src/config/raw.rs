@@ -103,6 +103,10 @@ pub(crate) struct Headers {
 pub(crate) struct Access {
     pub(crate) public_paths: Option<Vec<String>>,
     pub(crate) api_paths: Option<Vec<String>>,
+    pub(crate) allowed_email_domains: Option<Vec<String>>,
+    pub(crate) allowed_emails: Option<Vec<String>>,
+    pub(crate) allowed_groups: Option<Vec<String>>,
+    pub(crate) groups_claim: Option<String>,
     #[serde(default)]
     pub(crate) bearer: Bearer,
 }

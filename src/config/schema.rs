@@ -345,6 +345,30 @@ pub(crate) const KEYS: &[Key] = &[
         "Paths that answer 401 instead of a login redirect.",
     ),
     key(
+        "access.allowed_email_domains",
+        List,
+        "[]",
+        "Only users whose `email` is in one of these domains get in (403 otherwise); empty: any.",
+    ),
+    key(
+        "access.allowed_emails",
+        List,
+        "[]",
+        "Only these users (by `email`) get in, besides allowed domains; empty: any.",
+    ),
+    key(
+        "access.allowed_groups",
+        List,
+        "[]",
+        "Only members of one of these groups get in; empty: any.",
+    ),
+    key(
+        "access.groups_claim",
+        Str,
+        "groups",
+        "The claim holding the groups; a dotted path reads nested claims (`realm_access.roles`).",
+    ),
+    key(
         "logout.rp_initiated",
         Bool,
         "false",

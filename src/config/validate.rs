@@ -740,6 +740,23 @@ fn access(raw: raw::Access, p: &mut Problems) -> AccessConfig {
         public_paths: paths(p, "access.public_paths", raw.public_paths),
         api_paths: paths(p, "access.api_paths", raw.api_paths),
         bearer_audiences,
+        allowed_email_domains: raw
+            .allowed_email_domains
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .collect(),
+        allowed_emails: raw
+            .allowed_emails
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.trim().to_ascii_lowercase())
+            .collect(),
+        allowed_groups: raw.allowed_groups.unwrap_or_default(),
+        groups_claim: raw
+            .groups_claim
+            .filter(|c| !c.trim().is_empty())
+            .unwrap_or_else(|| "groups".to_string()),
     }
 }
 

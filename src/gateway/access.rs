@@ -116,6 +116,10 @@ mod tests {
             public_paths: vec!["/static/".into(), "/favicon.ico".into(), "/health".into()],
             api_paths: vec!["/api/".into(), "/static/api/".into()],
             bearer_audiences: Vec::new(),
+            allowed_email_domains: Vec::new(),
+            allowed_emails: Vec::new(),
+            allowed_groups: Vec::new(),
+            groups_claim: "groups".into(),
         }
     }
 

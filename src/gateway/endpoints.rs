@@ -241,7 +241,22 @@ impl Gateway {
         }
         let now = self.deps.clock.now();
         match self.authenticate(&headers, now).await {
-            Auth::Identified { identity, cookies } => (
+            Auth::Identified {
+                cookies,
+                verdict: Err(reason),
+                ..
+            } => {
+                let body = json(StatusCode::FORBIDDEN, &json!({"error": "forbidden"}));
+                (
+                    with_cookies(body, cookies),
+                    Outcome::answered("auth", reason),
+                )
+            }
+            Auth::Identified {
+                identity,
+                cookies,
+                verdict: Ok(()),
+            } => (
                 accepted(identity, cookies),
                 Outcome::answered("auth", "authenticated"),
             ),

@@ -6,6 +6,7 @@
 //! `session` the cookie format.
 
 pub(crate) mod access;
+mod authorize;
 mod endpoints;
 pub(crate) mod identity;
 mod login;
@@ -71,6 +72,8 @@ pub(super) enum Auth {
     Identified {
         identity: HeaderMap,
         cookies: Vec<HeaderValue>,
+        /// `Err(reason)` when the user is authenticated but not allowed in.
+        verdict: Result<(), &'static str>,
     },
     /// A bearer token that failed validation, and why.
     BadBearer(String),
@@ -140,12 +143,18 @@ impl Gateway {
             config.server.public_url.as_str().trim_end_matches('/'),
             config.server.auth_prefix
         );
-        let header_claims: Vec<String> = config
+        let mut header_claims: Vec<String> = config
             .headers
             .claims
             .iter()
             .map(|(_, claim)| claim.clone())
             .collect();
+        // The session keeps the claims the access rules read too.
+        for claim in authorize::claims_needed(&config.access) {
+            if !header_claims.contains(&claim) {
+                header_claims.push(claim);
+            }
+        }
         let refresher = Arc::new(Refresher::new(
             provider.clone(),
             config.oidc.refresh_timeout,
@@ -287,7 +296,28 @@ impl Gateway {
 
         let now = self.deps.clock.now();
         match self.authenticate(request.headers(), now).await {
-            Auth::Identified { identity, cookies } => {
+            Auth::Identified {
+                cookies,
+                verdict: Err(reason),
+                ..
+            } => {
+                tracing::info!(target: "sessiongate::access", reason, "access denied");
+                let body = response::error(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    "You are signed in, but not allowed here.",
+                    html,
+                );
+                (
+                    with_cookies(body, cookies),
+                    Outcome::answered(route.label(), reason),
+                )
+            }
+            Auth::Identified {
+                identity,
+                cookies,
+                verdict: Ok(()),
+            } => {
                 self.forward(request, peer, client_ip, route, identity, cookies, html)
                     .await
             }
@@ -340,9 +370,11 @@ impl Gateway {
                             .unwrap_or_default();
                         let identity =
                             identity::assert_claims(subject, |name| claims.get(name), &self.claims);
+                        let verdict = authorize::authorize(&self.access, |name| claims.get(name));
                         Auth::Identified {
                             identity,
                             cookies: Vec::new(),
+                            verdict,
                         }
                     }
                     Err(e) => Auth::BadBearer(e.to_string()),
@@ -385,9 +417,11 @@ impl Gateway {
         if changed {
             cookies.extend(self.write_session(&session, now, carried));
         }
+        let verdict = authorize::authorize(&self.access, |name| session.claims.get(name));
         Auth::Identified {
             identity: identity::assert(&session, &self.claims),
             cookies,
+            verdict,
         }
     }
 

@@ -13,6 +13,7 @@ mod login;
 mod logout;
 mod proxy;
 mod refresh;
+mod rules;
 mod sessions;
 mod shutdown;
 mod websocket;
