@@ -111,7 +111,10 @@ pub async fn run(
     let gateway = Arc::new(gateway);
     let stop_background = CancellationToken::new();
     tokio::spawn(provider.clone().maintain(stop_background.clone()));
-    let readiness = Arc::new(ops::admin::Readiness::new(move || provider.is_ready()));
+    let readiness = Arc::new(ops::admin::Readiness::new(
+        move || provider.is_ready(),
+        gateway.store(),
+    ));
     let limits = server::Limits {
         header_read_timeout: config.server.header_read_timeout,
         max_header_bytes: config.server.max_header_bytes,
@@ -120,7 +123,7 @@ pub async fn run(
     let stop = CancellationToken::new();
 
     let revoker = ops::admin::Revoker {
-        revocations: gateway.revocations(),
+        store: gateway.store(),
         clock: gateway.clock(),
         token: config.server.admin_token.clone(),
     };

@@ -35,8 +35,9 @@ enum Command {
     },
     /// Print a fresh random secret for `session.secrets`.
     GenSecret,
-    /// End sessions on a running gateway, through its admin listener: every session of a
-    /// user (`--sub`), or those of one provider session (`--sid`).
+    /// End sessions: every session of a user (`--sub`), or those of one provider session
+    /// (`--sid`). Through a running gateway's admin listener (`--addr`), or, with the Redis
+    /// store, straight in Redis (`--config`), reaching every replica either way.
     Revoke {
         /// The user's `sub`: every session of theirs created before now ends.
         #[arg(long, conflicts_with = "sid", required_unless_present = "sid")]
@@ -44,12 +45,15 @@ enum Command {
         /// The provider's session id.
         #[arg(long)]
         sid: Option<String>,
-        /// The admin listener's address.
-        #[arg(long, default_value = "127.0.0.1:9090")]
-        addr: std::net::SocketAddr,
+        /// The admin listener's address (default 127.0.0.1:9090).
+        #[arg(long, conflicts_with = "config")]
+        addr: Option<std::net::SocketAddr>,
         /// The admin token (server.admin_token), if the gateway requires one.
         #[arg(long, env = "SESSIONGATE_SERVER_ADMIN_TOKEN", hide_env_values = true)]
         token: Option<String>,
+        /// A configuration with `session.store = "redis"`: revoke in Redis directly.
+        #[arg(long, short)]
+        config: Option<PathBuf>,
     },
     /// Exit 0 when the admin listener's /healthz answers 200 (for container health checks).
     Healthcheck {
@@ -94,11 +98,23 @@ fn main() -> ExitCode {
             sid,
             addr,
             token,
+            config,
         } => {
-            let (name, value) = match (&sub, &sid) {
-                (Some(sub), _) => ("sub", sub.as_str()),
-                (None, Some(sid)) => ("sid", sid.as_str()),
+            let target = match (&sub, &sid) {
+                (Some(sub), _) => Revocation::Subject(sub.clone()),
+                (None, Some(sid)) => Revocation::IdpSession(sid.clone()),
                 (None, None) => unreachable!("clap requires one"),
+            };
+            if let Some(path) = config {
+                return match load(&path, &Environment::from_process()) {
+                    Some(config) => revoke_in_redis(&config, &target),
+                    None => ExitCode::FAILURE,
+                };
+            }
+            let addr = addr.unwrap_or(([127, 0, 0, 1], 9090).into());
+            let (name, value) = match &target {
+                Revocation::Subject(sub) => ("sub", sub.as_str()),
+                Revocation::IdpSession(sid) => ("sid", sid.as_str()),
             };
             let body = url::form_urlencoded::Serializer::new(String::new())
                 .append_pair(name, value)
@@ -126,6 +142,54 @@ fn main() -> ExitCode {
             }
         },
     }
+}
+
+enum Revocation {
+    Subject(String),
+    IdpSession(String),
+}
+
+/// `revoke --config`: straight in the shared store, so no gateway needs to be reachable.
+fn revoke_in_redis(config: &Config, target: &Revocation) -> ExitCode {
+    use sessiongate::clock::Clock as _;
+    if config.session.store != sessiongate::config::StoreKind::Redis {
+        eprintln!(
+            "with session.store = \"cookie\", revocations live in each running gateway: use --addr"
+        );
+        return ExitCode::FAILURE;
+    }
+    runtime().block_on(async {
+        let scheme = sessiongate::session::Scheme::of(&config.server.public_url);
+        let store = match sessiongate::session::store::SessionStore::new(&config.session, scheme) {
+            Ok(store) => store,
+            Err(e) => {
+                eprintln!("{e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let now = sessiongate::clock::SystemClock.now();
+        let (revoked, done) = match target {
+            // Sessions created in this very second are included: the operator means "now".
+            Revocation::Subject(sub) => (
+                store.revoke_subject(sub, now + 1, now).await,
+                "revoked every session of that subject",
+            ),
+            Revocation::IdpSession(sid) => (
+                store.revoke_idp_session(sid, now).await,
+                "revoked the sessions of that provider session",
+            ),
+        };
+        match revoked {
+            Ok(()) => {
+                println!("{done}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("{e}");
+                ExitCode::FAILURE
+            }
+        }
+    })
 }
 
 /// One request to the admin listener; returns the status and the body.

@@ -130,6 +130,10 @@ pub struct SessionConfig {
     pub max_stale: Option<Duration>,
     pub max_pending_logins: usize,
     pub redis_url: Option<Secret>,
+    /// Prepended to every Redis key, so several deployments can share one Redis.
+    pub redis_prefix: String,
+    /// Time limit of each Redis command and connection attempt.
+    pub redis_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]

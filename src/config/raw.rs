@@ -89,6 +89,8 @@ pub(crate) struct Session {
     pub(crate) max_stale: Option<String>,
     pub(crate) max_pending_logins: Option<i64>,
     pub(crate) redis_url: Option<String>,
+    pub(crate) redis_prefix: Option<String>,
+    pub(crate) redis_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -306,13 +306,25 @@ pub(crate) const KEYS: &[Key] = &[
         "session.redis_url",
         Str,
         "",
-        "Redis URL for `store = \"redis\"` (redis:// or rediss://).",
+        "Redis URL for `store = \"redis\"`: `redis://`, `rediss://` (TLS), `redis-cluster://host:port?node=host:port`, `redis-sentinel://host:port?sentinelServiceName=name`.",
     ),
     key(
         "session.redis_url_file",
         Str,
         "",
         "File holding the Redis URL (it may carry a password).",
+    ),
+    key(
+        "session.redis_prefix",
+        Str,
+        "sessiongate:",
+        "Prefix of every Redis key, so deployments can share one Redis.",
+    ),
+    key(
+        "session.redis_timeout",
+        Str,
+        "2s",
+        "Time limit of each Redis command; past it protected paths answer 503.",
     ),
     key(
         "headers.claims",

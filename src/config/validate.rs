@@ -596,8 +596,12 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
     };
     let redis_url = raw.redis_url.filter(|u| !u.is_empty());
     if let Some(url) = &redis_url {
-        if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
-            p.at("session.redis_url", "must start with redis:// or rediss://");
+        if let Err(e) = fred::types::config::Config::from_url(url) {
+            // Never echo the URL: it may carry a password.
+            p.at(
+                "session.redis_url",
+                format!("is not a Redis URL ({}): use redis://, rediss://, redis-cluster:// or redis-sentinel://", e.details()),
+            );
         }
     } else if store == StoreKind::Redis {
         p.at(
@@ -630,6 +634,10 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
         ),
         on_token_expiry,
         redis_url: redis_url.map(Secret::new),
+        redis_prefix: raw
+            .redis_prefix
+            .unwrap_or_else(|| default_of("session.redis_prefix").to_string()),
+        redis_timeout: positive(p, "session.redis_timeout", raw.redis_timeout),
     }
 }
 

@@ -8,10 +8,11 @@ use serde_json::{Value, json};
 
 use super::access::{self, Route};
 use super::login::LoginError;
-use super::{Auth, invalid_token};
+use super::{Auth, invalid_token, store_unavailable};
 use super::{Gateway, Outcome, redirect, response, return_url, with_cookies};
 use crate::proxy::headers::Peer;
 use crate::session::model as sessions;
+use crate::session::store::Lookup;
 
 fn json(status: StatusCode, body: &Value) -> Response<Body> {
     let mut response = Response::new(Body::from(format!("{body}\n")));
@@ -53,9 +54,12 @@ impl Gateway {
                 )
             }
             "/callback" => self.callback(request, html).await,
-            "/userinfo" => self.userinfo(&request),
-            "/session" => self.session_status(&request),
-            "/sign_out" => self.sign_out(&request),
+            "/userinfo" => self.userinfo(request.headers(), html).await,
+            "/session" => self.session_status(request.headers(), html).await,
+            "/sign_out" => {
+                let rd = query_param(&request, "rd").unwrap_or_default();
+                self.sign_out(request.headers(), &rd, html).await
+            }
             "/backchannel_logout" => self.backchannel_logout(request).await,
             "/auth" => self.forward_auth(request.headers().clone(), peer).await,
             _ => (
@@ -75,19 +79,36 @@ impl Gateway {
         match self.login.callback(&query, request.headers()).await {
             Ok(mut logged_in) => {
                 let now = self.deps.clock.now();
-                let previous = self.cookies.read(request.headers());
-                if logged_in.silent {
+                let headers = request.headers();
+                let carried = self.store.carried(headers);
+                if let Ok(Lookup::Found(old, handle)) = self.store.load(headers, now).await {
                     // A silent renewal continues the user's session: its absolute deadline
                     // still counts from the first login.
-                    if let Some(old) = previous.session() {
-                        if old.subject == logged_in.session.subject {
-                            logged_in.session.created_at = old.created_at;
-                        }
+                    if logged_in.silent && old.subject == logged_in.session.subject {
+                        logged_in.session.created_at = old.created_at;
+                    }
+                    // The new session replaces the old one, whoever's it was.
+                    if let Err(e) = self.store.end(&old, &handle, now).await {
+                        tracing::warn!(error = %e, "could not end the replaced session; it expires by itself");
+                    }
+                }
+                let random = self.deps.random.as_ref();
+                let mut cookies = vec![logged_in.clear];
+                match self
+                    .store
+                    .create(&logged_in.session, carried, now, random)
+                    .await
+                {
+                    Ok(written) => cookies.extend(written),
+                    Err(e) => {
+                        tracing::warn!(target: "sessiongate::login", error = %e, "login completed but the session cannot be stored");
+                        return (
+                            with_cookies(store_unavailable(html), cookies),
+                            Outcome::answered("endpoint", e.to_string()),
+                        );
                     }
                 }
                 crate::ops::metrics::login("completed");
-                let mut cookies = vec![logged_in.clear];
-                cookies.extend(self.write_session(&logged_in.session, now, previous.carried));
                 tracing::info!(target: "sessiongate::login", session = ?logged_in.session.id, "login completed");
                 (
                     redirect(&logged_in.return_to, cookies),
@@ -138,18 +159,28 @@ impl Gateway {
         }
     }
 
-    fn valid_session(
+    /// The request's valid session, without sliding it; `Err` is the response to give when
+    /// the store is away.
+    async fn valid_session(
         &self,
-        request: &Request<Body>,
-    ) -> (Option<sessions::Session>, Vec<HeaderValue>) {
+        headers: &http::HeaderMap,
+        html: bool,
+    ) -> Result<(Option<sessions::Session>, Vec<HeaderValue>), (Response<Body>, Outcome)> {
         let now = self.deps.clock.now();
-        let (session, cookies, _) = self.load(request.headers(), now);
-        (session.map(|(s, _)| s), cookies)
+        match self.load(headers, now).await {
+            Ok(Ok((session, _))) => Ok((Some(session), Vec::new())),
+            Ok(Err((cookies, _))) => Ok((None, cookies)),
+            Err(reason) => Err((
+                store_unavailable(html),
+                Outcome::answered("endpoint", reason),
+            )),
+        }
     }
 
-    fn userinfo(&self, request: &Request<Body>) -> (Response<Body>, Outcome) {
-        match self.valid_session(request) {
-            (Some(session), _) => {
+    async fn userinfo(&self, headers: &http::HeaderMap, html: bool) -> (Response<Body>, Outcome) {
+        match self.valid_session(headers, html).await {
+            Err(unavailable) => unavailable,
+            Ok((Some(session), _)) => {
                 let mut claims = serde_json::Map::new();
                 claims.insert("sub".into(), Value::String(session.subject.clone()));
                 for (name, value) in &session.claims {
@@ -160,7 +191,7 @@ impl Gateway {
                     Outcome::answered("endpoint", "userinfo"),
                 )
             }
-            (None, cookies) => (
+            Ok((None, cookies)) => (
                 with_cookies(
                     json(
                         StatusCode::UNAUTHORIZED,
@@ -174,10 +205,15 @@ impl Gateway {
     }
 
     /// The session's deadlines, without sliding it: reading this must not count as activity.
-    fn session_status(&self, request: &Request<Body>) -> (Response<Body>, Outcome) {
+    async fn session_status(
+        &self,
+        headers: &http::HeaderMap,
+        html: bool,
+    ) -> (Response<Body>, Outcome) {
         let now = self.deps.clock.now();
-        match self.valid_session(request) {
-            (Some(session), _) => {
+        match self.valid_session(headers, html).await {
+            Err(unavailable) => unavailable,
+            Ok((Some(session), _)) => {
                 let idle = sessions::idle_deadline(&session, &self.policy);
                 let absolute = sessions::absolute_deadline(&session, &self.policy);
                 let body = json!({
@@ -193,7 +229,7 @@ impl Gateway {
                     Outcome::answered("endpoint", "session"),
                 )
             }
-            (None, cookies) => (
+            Ok((None, cookies)) => (
                 with_cookies(
                     json(StatusCode::OK, &json!({"authenticated": false, "now": now})),
                     cookies,
@@ -264,6 +300,13 @@ impl Gateway {
                 invalid_token(&reason),
                 Outcome::answered("auth", format!("bearer: {reason}")),
             ),
+            Auth::StoreUnavailable(reason) => {
+                let body = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"error": "session_store_unavailable"}),
+                );
+                (body, Outcome::answered("auth", reason))
+            }
             Auth::Reauthenticate { cookies } | Auth::Anonymous { cookies, .. } => {
                 let mut body = json(
                     StatusCode::UNAUTHORIZED,
@@ -284,15 +327,37 @@ impl Gateway {
     /// Ends the session here (and, with `logout.rp_initiated`, at the provider, per
     /// RP-Initiated Logout 1.0 §2): the cookies are cleared and the session is recorded as
     /// revoked, so a copy of the cookie dies too.
-    fn sign_out(&self, request: &Request<Body>) -> (Response<Body>, Outcome) {
+    async fn sign_out(
+        &self,
+        headers: &http::HeaderMap,
+        rd: &str,
+        html: bool,
+    ) -> (Response<Body>, Outcome) {
         let now = self.deps.clock.now();
-        let read = self.cookies.read(request.headers());
-        let return_to =
-            return_url::safe_return_path(&query_param(request, "rd").unwrap_or_default());
-        let cookies = self.cookies.clear(read.carried);
-        let session = read.session();
-        if let Some(session) = session {
-            self.revocations.revoke_session(&session.id, now);
+        let return_to = return_url::safe_return_path(rd);
+        let clear = self.store.clear(self.store.carried(headers));
+        let ended = match self.store.load(headers, now).await {
+            Ok(Lookup::Found(session, handle)) => self
+                .store
+                .end(&session, &handle, now)
+                .await
+                .map(|cookies| (cookies, Some(session))),
+            Ok(Lookup::Missing { .. }) => Ok((clear.clone(), None)),
+            Err(e) => Err(e),
+        };
+        let (cookies, session) = match ended {
+            Ok(ended) => ended,
+            Err(e) => {
+                // The browser forgets the session, but a copy would live on: say so.
+                tracing::warn!(target: "sessiongate::logout", error = %e, "sign-out could not reach the session store");
+                return (
+                    with_cookies(store_unavailable(html), clear),
+                    Outcome::answered("endpoint", e.to_string()),
+                );
+            }
+        };
+        let session = session.as_ref();
+        if session.is_some() {
             crate::ops::metrics::session_ended("sign_out");
         }
         let end_session = self
@@ -362,26 +427,31 @@ impl Gateway {
             Ok(claims) => claims,
             Err(e) => return refuse(e.to_string()),
         };
+        let unavailable = |e: crate::session::redis::StoreError| {
+            tracing::warn!(target: "sessiongate::logout", error = %e, "back-channel logout could not reach the session store");
+            let body = json!({"error": "temporarily_unavailable"});
+            (
+                json(StatusCode::SERVICE_UNAVAILABLE, &body),
+                Outcome::answered("endpoint", e.to_string()),
+            )
+        };
+        let keep = 2 * crate::oidc::LOGOUT_TOKEN_MAX_AGE;
+        match self
+            .store
+            .first_use_of_logout_token(&claims.jti, now, keep)
+            .await
         {
-            let mut used = self
-                .used_logout_tokens
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
-            used.retain(|_, until| *until > now);
-            if used
-                .insert(
-                    claims.jti.clone(),
-                    now + 2 * crate::oidc::LOGOUT_TOKEN_MAX_AGE,
-                )
-                .is_some()
-            {
-                return refuse("the logout token was already used (jti)".into());
-            }
+            Ok(true) => {}
+            Ok(false) => return refuse("the logout token was already used (jti)".into()),
+            Err(e) => return unavailable(e),
         }
-        match (&claims.sid, &claims.sub) {
-            (Some(sid), _) => self.revocations.revoke_idp_session(sid, now),
-            (None, Some(sub)) => self.revocations.revoke_subject(sub, claims.iat, now),
+        let revoked = match (&claims.sid, &claims.sub) {
+            (Some(sid), _) => self.store.revoke_idp_session(sid, now).await,
+            (None, Some(sub)) => self.store.revoke_subject(sub, claims.iat, now).await,
             (None, None) => return refuse("no sid or sub".into()),
+        };
+        if let Err(e) = revoked {
+            return unavailable(e);
         }
         crate::ops::metrics::session_ended("backchannel_logout");
         tracing::info!(target: "sessiongate::logout", by_sid = claims.sid.is_some(), "back-channel logout");

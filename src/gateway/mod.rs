@@ -31,10 +31,10 @@ use crate::config::{AccessConfig, Config, OnTokenExpiry};
 use crate::oidc::Provider;
 use crate::proxy::headers::{self, Peer};
 use crate::proxy::{Forward, Tunnels, Upstream};
-use crate::session::model::{self as sessions, Session, SessionPolicy, Validity};
-use crate::session::revocation::Revocations;
+use crate::session::Scheme;
+use crate::session::model::{self as sessions, Session, SessionPolicy};
 use crate::session::seal::KeyRing;
-use crate::session::{Carried, Scheme, SessionCookies};
+use crate::session::store::{Handle, Lookup, SessionStore};
 use access::Route;
 use identity::IdentityHeaders;
 use login::{Login, LoginSetup};
@@ -49,15 +49,11 @@ pub(crate) struct Gateway {
     trusted_proxies: Vec<IpNet>,
     upstream: Upstream,
     login: Login,
-    cookies: SessionCookies,
+    store: Arc<SessionStore>,
     policy: SessionPolicy,
     refresher: Arc<Refresher>,
     max_stale: Option<Duration>,
     on_token_expiry: OnTokenExpiry,
-    /// Sessions ended before their deadlines (sign-out, back-channel logout).
-    revocations: Arc<Revocations>,
-    /// Logout tokens already used (`jti`), until they would be too old anyway.
-    used_logout_tokens: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     rp_initiated_logout: bool,
     /// `public_url` without its trailing `/`, for post-logout redirects.
     origin: String,
@@ -84,6 +80,8 @@ pub(super) enum Auth {
         cookies: Vec<HeaderValue>,
         reason: &'static str,
     },
+    /// The session store cannot be asked (Redis away): nobody can be told apart.
+    StoreUnavailable(String),
 }
 
 /// What happened to a request, for its log line.
@@ -135,8 +133,10 @@ impl Gateway {
         let keys = Arc::new(
             KeyRing::new(&config.session.secrets).map_err(|e| format!("session.secrets: {e}"))?,
         );
-        let cookies = SessionCookies::new(&config.session, Scheme::of(&config.server.public_url))
-            .map_err(|e| e.to_string())?;
+        let store = Arc::new(SessionStore::new(
+            &config.session,
+            Scheme::of(&config.server.public_url),
+        )?);
         let secure = config.server.public_url.scheme() == "https";
         let redirect_uri = format!(
             "{}{}/callback",
@@ -157,8 +157,14 @@ impl Gateway {
         }
         let refresher = Arc::new(Refresher::new(
             provider.clone(),
-            config.oidc.refresh_timeout,
-            config.session.refresh_before_expiry,
+            store.clone(),
+            deps.random.clone(),
+            refresh::Timing {
+                wait: config.oidc.refresh_timeout,
+                before_expiry: config.session.refresh_before_expiry,
+                // A refresh is one token request and perhaps a JWKS fetch, each bounded.
+                lock_hold: config.oidc.http_timeout * 2 + Duration::from_secs(1),
+            },
             header_claims.clone(),
         ));
         let login = Login::new(LoginSetup {
@@ -180,13 +186,11 @@ impl Gateway {
             trusted_proxies: config.server.trusted_proxies.clone(),
             upstream: Upstream::new(&config.upstream, tunnels)?,
             login,
-            cookies,
+            store,
             policy: SessionPolicy::from(&config.session),
             refresher,
             max_stale: config.session.max_stale,
             on_token_expiry: config.session.on_token_expiry,
-            revocations: Arc::new(Revocations::new(config.session.absolute_timeout)),
-            used_logout_tokens: std::sync::Mutex::default(),
             rp_initiated_logout: config.logout.rp_initiated,
             origin: config
                 .server
@@ -199,9 +203,9 @@ impl Gateway {
         })
     }
 
-    /// The revocation set, shared with the admin listener.
-    pub(crate) fn revocations(&self) -> Arc<Revocations> {
-        self.revocations.clone()
+    /// The session store, shared with the admin listener (revocation, readiness).
+    pub(crate) fn store(&self) -> Arc<SessionStore> {
+        self.store.clone()
     }
 
     pub(crate) fn clock(&self) -> Arc<dyn crate::clock::Clock> {
@@ -347,6 +351,10 @@ impl Gateway {
             Auth::Anonymous { cookies, reason } => {
                 self.unauthenticated(&request, route, cookies, reason, html)
             }
+            Auth::StoreUnavailable(reason) => (
+                store_unavailable(html),
+                Outcome::answered(route.label(), reason),
+            ),
         }
     }
 
@@ -381,24 +389,30 @@ impl Gateway {
                 };
             }
         }
-        let (session, mut cookies, reason) = self.load(headers, now);
-        let Some((mut session, carried)) = session else {
-            return Auth::Anonymous { cookies, reason };
+        let (mut session, handle) = match self.load(headers, now).await {
+            Ok(Ok(found)) => found,
+            Ok(Err((cookies, reason))) => return Auth::Anonymous { cookies, reason },
+            Err(e) => return Auth::StoreUnavailable(e),
         };
+        let mut cookies = Vec::new();
         if self.needs_reauthentication(&session, now) {
             return Auth::Reauthenticate { cookies };
         }
         let mut changed = false;
         if self.refresher.is_due(&session, now) {
-            match self.refresher.refresh(&session, now).await {
+            match self.refresher.refresh(&session, &handle, now).await {
                 refresh::Outcome::Renewed(renewed) => {
                     self.refresher.apply(&mut session, &renewed);
                     changed = true;
                 }
+                refresh::Outcome::Stored(stored) => {
+                    // Refreshed and written to the shared store (here or by another replica).
+                    session = *stored;
+                }
                 refresh::Outcome::Ended(reason) => {
                     crate::ops::metrics::session_ended(reason);
                     return Auth::Anonymous {
-                        cookies: self.cookies.clear(carried),
+                        cookies: self.end_quietly(&session, &handle, now).await,
                         reason,
                     };
                 }
@@ -406,7 +420,7 @@ impl Gateway {
                     crate::ops::metrics::session_ended("stale");
                     let reason = "tokens stale past session.max_stale";
                     return Auth::Anonymous {
-                        cookies: self.cookies.clear(carried),
+                        cookies: self.end_quietly(&session, &handle, now).await,
                         reason,
                     };
                 }
@@ -415,7 +429,15 @@ impl Gateway {
         }
         changed |= sessions::touch(&mut session, now, &self.policy);
         if changed {
-            cookies.extend(self.write_session(&session, now, carried));
+            match self
+                .store
+                .save(&session, &handle, now, self.deps.random.as_ref())
+                .await
+            {
+                Ok(written) => cookies.extend(written),
+                // The request goes on: the session is still valid, only its slide is lost.
+                Err(e) => tracing::warn!(error = %e, "the session could not be written back"),
+            }
         }
         let verdict = authorize::authorize(&self.access, |name| session.claims.get(name));
         Auth::Identified {
@@ -425,39 +447,39 @@ impl Gateway {
         }
     }
 
-    /// The request's session when it has a valid one, the cookies to send back (clearing a
-    /// broken or expired one), and why there is no session.
-    fn load(
+    /// The request's session when it has a valid one, or the cookies to send back (clearing
+    /// a broken or ended one) and why there is none. `Err` when the store cannot be asked.
+    async fn load(
         &self,
         headers: &HeaderMap,
         now: u64,
-    ) -> (Option<(Session, Carried)>, Vec<HeaderValue>, &'static str) {
-        let read = self.cookies.read(headers);
-        let Some(session) = read.session().cloned() else {
-            let reason = if read.clear.is_empty() {
-                "no session"
-            } else {
-                "unreadable session cookie"
-            };
-            if let crate::session::Loaded::Rejected(why) = &read.loaded {
-                tracing::debug!(reason = %why, "session cookie rejected");
+    ) -> Result<Result<(Session, Handle), (Vec<HeaderValue>, &'static str)>, String> {
+        match self.store.load(headers, now).await {
+            Ok(Lookup::Found(session, handle)) => Ok(Ok((session, handle))),
+            Ok(Lookup::Missing { clear, reason }) => {
+                match reason {
+                    "idle timeout" => crate::ops::metrics::session_ended("idle"),
+                    "absolute timeout" => crate::ops::metrics::session_ended("absolute"),
+                    _ => {}
+                }
+                Ok(Err((clear, reason)))
             }
-            return (None, read.clear, reason);
-        };
-        match sessions::check(&session, now, &self.policy) {
-            Validity::Valid if self.revocations.is_revoked(&session, now) => {
-                (None, self.cookies.clear(read.carried), "revoked")
-            }
-            Validity::Valid => (Some((session, read.carried)), Vec::new(), "valid"),
-            Validity::IdleExpired => {
-                crate::ops::metrics::session_ended("idle");
-                (None, self.cookies.clear(read.carried), "idle timeout")
-            }
-            Validity::AbsoluteExpired => {
-                crate::ops::metrics::session_ended("absolute");
-                (None, self.cookies.clear(read.carried), "absolute timeout")
+            Err(e) => {
+                tracing::warn!(error = %e, "the session store is unavailable");
+                Err(e.to_string())
             }
         }
+    }
+
+    /// Ends a session the gateway gave up on (refresh refused, stale), clearing its cookies.
+    async fn end_quietly(&self, session: &Session, handle: &Handle, now: u64) -> Vec<HeaderValue> {
+        self.store
+            .end(session, handle, now)
+            .await
+            .unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "could not delete an ended session; it expires by itself");
+                self.store.clear(handle.carried)
+            })
     }
 
     /// `on_token_expiry = "reauthenticate"`: a session without a refresh token whose tokens
@@ -477,20 +499,6 @@ impl Gateway {
                 now > expires_at.saturating_add(max_stale.as_secs())
             }
             _ => false,
-        }
-    }
-
-    /// The cookies that store `session`; none (and a warning) when it is too large to store.
-    fn write_session(&self, session: &Session, now: u64, carried: Carried) -> Vec<HeaderValue> {
-        match self
-            .cookies
-            .write(session, now, carried, self.deps.random.as_ref())
-        {
-            Ok(cookies) => cookies,
-            Err(e) => {
-                tracing::warn!(error = %e, "the session does not fit in cookies");
-                Vec::new()
-            }
         }
     }
 
@@ -593,7 +601,7 @@ impl Gateway {
         // kilobytes (IIS refuses request heads over 16 KB by default).
         strip_own_cookies(
             request.headers_mut(),
-            self.cookies.cookie_name(),
+            self.store.cookie_name(),
             self.login.cookie_prefix(),
         );
         let forward = Forward {
@@ -632,6 +640,20 @@ impl Gateway {
             }
         }
     }
+}
+
+/// 503 while the session store (Redis) is away: the request is fine, try again soon.
+pub(super) fn store_unavailable(html: bool) -> Response<Body> {
+    let mut response = response::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "session_store_unavailable",
+        "Sessions are unavailable for a moment. Try again shortly.",
+        html,
+    );
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("2"));
+    response
 }
 
 /// Removes the session cookie (every chunk) and login-state cookies from `Cookie`, keeping

@@ -10,6 +10,10 @@
 //! under the old token, and such late requests reuse it. A provider that is down or slow does
 //! not end anything: the request goes on with the current identity and the refresh is retried
 //! with exponential backoff.
+//!
+//! With the Redis store, replicas share sessions, so the single flight spans them: a short
+//! Redis lock per session lets one replica refresh while the others wait for its result to
+//! appear in the store, and nobody spends one refresh token twice.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,9 +24,11 @@ use futures_util::future::{BoxFuture, Shared};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::clock::Random;
 use crate::oidc::{Provider, TokenError};
 use crate::secret::Secret;
 use crate::session::model::Session;
+use crate::session::store::{Handle, SessionStore};
 
 /// How long a refresh's outcome answers requests that still carry the old refresh token:
 /// long enough for requests in flight when the browser got the new cookie.
@@ -30,6 +36,9 @@ const REPLAY_WINDOW: u64 = 60;
 
 /// Retry delays after failed refreshes, per refresh token.
 const BACKOFF: &[u64] = &[1, 2, 4, 8, 16, 30, 60];
+
+/// How often a replica waiting on another's refresh looks for its result.
+const POLL: Duration = Duration::from_millis(25);
 
 /// What a successful refresh brought.
 #[derive(Clone)]
@@ -48,8 +57,21 @@ pub(crate) enum Outcome {
     /// The provider refused the refresh token, or the new ID token is for someone else:
     /// the session is over.
     Ended(&'static str),
+    /// The refreshed session is already in the shared store (written by this replica or
+    /// another): use it as it is.
+    Stored(Box<Session>),
     /// The provider could not be asked; the session goes on as it is.
     Unavailable,
+}
+
+/// The refresher's times.
+pub(crate) struct Timing {
+    /// How long a request waits for a refresh (`oidc.refresh_timeout`).
+    pub(crate) wait: Duration,
+    /// `session.refresh_before_expiry`.
+    pub(crate) before_expiry: Duration,
+    /// How long one replica's refresh lock holds at most.
+    pub(crate) lock_hold: Duration,
 }
 
 /// A token's identity in the maps, without keeping the token itself around.
@@ -74,8 +96,11 @@ struct Book {
 
 pub(crate) struct Refresher {
     provider: Arc<Provider>,
+    store: Arc<SessionStore>,
+    random: Arc<dyn Random>,
     timeout: Duration,
     before_expiry: u64,
+    lock_hold: Duration,
     /// Claims the identity headers read, copied from refreshed ID tokens.
     header_claims: Vec<String>,
     book: Mutex<Book>,
@@ -84,14 +109,18 @@ pub(crate) struct Refresher {
 impl Refresher {
     pub(crate) fn new(
         provider: Arc<Provider>,
-        timeout: Duration,
-        before_expiry: Duration,
+        store: Arc<SessionStore>,
+        random: Arc<dyn Random>,
+        timing: Timing,
         header_claims: Vec<String>,
     ) -> Self {
         Self {
             provider,
-            timeout,
-            before_expiry: before_expiry.as_secs(),
+            store,
+            random,
+            timeout: timing.wait,
+            before_expiry: timing.before_expiry.as_secs(),
+            lock_hold: timing.lock_hold,
             header_claims,
             book: Mutex::new(Book::default()),
         }
@@ -119,7 +148,12 @@ impl Refresher {
     /// carries the same refresh token. Waits at most `refresh_timeout`; past it the request
     /// goes on as it is, while the refresh itself runs to its end in the background (so a
     /// rotated token is never lost with an impatient request).
-    pub(crate) async fn refresh(self: &Arc<Self>, session: &Session, now: u64) -> Outcome {
+    pub(crate) async fn refresh(
+        self: &Arc<Self>,
+        session: &Session,
+        handle: &Handle,
+        now: u64,
+    ) -> Outcome {
         let Some(token) = &session.refresh_token else {
             return Outcome::Unavailable;
         };
@@ -141,9 +175,16 @@ impl Refresher {
                 .entry(key)
                 .or_insert_with(|| {
                     let this = self.clone();
-                    let (token, subject) = (token.clone(), session.subject.clone());
+                    let (session, handle) = (session.clone(), handle.clone());
                     let task = tokio::spawn(async move {
-                        let outcome = this.ask_provider(token, subject, now).await;
+                        let outcome = if this.store.redis().is_some() {
+                            this.refresh_shared(session, handle, now).await
+                        } else {
+                            match session.refresh_token.clone() {
+                                Some(token) => this.ask_provider(token, session.subject, now).await,
+                                None => Outcome::Unavailable,
+                            }
+                        };
                         this.settle(key, &outcome, now);
                         outcome
                     });
@@ -181,11 +222,85 @@ impl Refresher {
                     "token refresh failed: the session goes on, retrying with backoff"
                 );
             }
-            Outcome::Renewed(_) | Outcome::Ended(_) => {
+            Outcome::Renewed(_) | Outcome::Stored(_) | Outcome::Ended(_) => {
                 book.failures.remove(&key);
                 book.recent
                     .insert(key, (outcome.clone(), now + REPLAY_WINDOW));
             }
+        }
+    }
+
+    /// The refresh across replicas: whoever takes the session's lock refreshes and writes
+    /// the result to the store; everyone else waits for the stored session to change.
+    async fn refresh_shared(&self, session: Session, handle: Handle, now: u64) -> Outcome {
+        let (Some(redis), Some(token)) = (self.store.redis(), &session.refresh_token) else {
+            return Outcome::Unavailable;
+        };
+        let spent = |stored: &Session| stored.refresh_token.as_ref() != Some(token);
+        let give_up = tokio::time::Instant::now() + self.lock_hold;
+        loop {
+            let lock = match redis.lock_refresh(&session.id, self.lock_hold).await {
+                Ok(lock) => lock,
+                Err(e) => {
+                    tracing::warn!(target: "sessiongate::refresh", error = %e, "no refresh lock: going on with the current tokens");
+                    return Outcome::Unavailable;
+                }
+            };
+            // Whether the lock is ours or not, the store may already have the result.
+            let stored = match self.store.reload(&handle).await {
+                Ok(Some(stored)) => stored,
+                Ok(None) => {
+                    if let Some(lock) = lock {
+                        redis.unlock_refresh(lock).await;
+                    }
+                    return Outcome::Ended("revoked");
+                }
+                Err(e) => {
+                    tracing::warn!(target: "sessiongate::refresh", error = %e, "session store unavailable during refresh");
+                    if let Some(lock) = lock {
+                        redis.unlock_refresh(lock).await;
+                    }
+                    return Outcome::Unavailable;
+                }
+            };
+            if spent(&stored) {
+                if let Some(lock) = lock {
+                    redis.unlock_refresh(lock).await;
+                }
+                crate::ops::metrics::refresh("shared");
+                return Outcome::Stored(Box::new(stored));
+            }
+            let Some(lock) = lock else {
+                if tokio::time::Instant::now() >= give_up {
+                    return Outcome::Unavailable;
+                }
+                tokio::time::sleep(POLL).await;
+                continue;
+            };
+            let outcome = self
+                .ask_provider(token.clone(), session.subject.clone(), now)
+                .await;
+            let outcome = match outcome {
+                Outcome::Renewed(renewed) => {
+                    let mut renewed_session = stored;
+                    self.apply(&mut renewed_session, &renewed);
+                    let saved = self
+                        .store
+                        .save(&renewed_session, &handle, now, self.random.as_ref())
+                        .await;
+                    match saved {
+                        Ok(_) => Outcome::Stored(Box::new(renewed_session)),
+                        // Not stored, but this request may still use what it got.
+                        Err(e) => {
+                            tracing::warn!(target: "sessiongate::refresh", error = %e, "refreshed tokens could not be stored");
+                            Outcome::Renewed(renewed)
+                        }
+                    }
+                }
+                other => other,
+            };
+            redis.unlock_refresh(lock).await;
+            return outcome;
         }
     }
 

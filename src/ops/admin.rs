@@ -11,22 +11,28 @@ use axum::routing::{get, post};
 
 use crate::clock::Clock;
 use crate::secret::Secret;
-use crate::session::revocation::Revocations;
+use crate::session::store::SessionStore;
 use http::StatusCode;
 
 /// Whether the gateway wants traffic: its dependencies are there (the identity provider
-/// discovered), and it is not shutting down — it stops wanting traffic as soon as shutdown
-/// begins, so a load balancer drains it while in-flight requests finish.
+/// discovered, the session store answering), and it is not shutting down — it stops wanting
+/// traffic as soon as shutdown begins, so a load balancer drains it while in-flight requests
+/// finish.
 pub(crate) struct Readiness {
     draining: AtomicBool,
-    dependencies: Box<dyn Fn() -> bool + Send + Sync>,
+    provider_ready: Box<dyn Fn() -> bool + Send + Sync>,
+    store: Arc<SessionStore>,
 }
 
 impl Readiness {
-    pub(crate) fn new(dependencies: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+    pub(crate) fn new(
+        provider_ready: impl Fn() -> bool + Send + Sync + 'static,
+        store: Arc<SessionStore>,
+    ) -> Self {
         Self {
             draining: AtomicBool::new(false),
-            dependencies: Box::new(dependencies),
+            provider_ready: Box::new(provider_ready),
+            store,
         }
     }
 
@@ -34,11 +40,13 @@ impl Readiness {
         self.draining.store(true, Ordering::Relaxed);
     }
 
-    fn state(&self) -> Result<(), &'static str> {
+    async fn state(&self) -> Result<(), String> {
         if self.draining.load(Ordering::Relaxed) {
-            Err("shutting down\n")
-        } else if !(self.dependencies)() {
-            Err("identity provider unavailable\n")
+            Err("shutting down\n".into())
+        } else if !(self.provider_ready)() {
+            Err("identity provider unavailable\n".into())
+        } else if let Err(e) = self.store.check().await {
+            Err(format!("{e}\n"))
         } else {
             Ok(())
         }
@@ -48,7 +56,7 @@ impl Readiness {
 /// The operator's "log this user out everywhere" switch.
 #[derive(Clone)]
 pub(crate) struct Revoker {
-    pub(crate) revocations: Arc<Revocations>,
+    pub(crate) store: Arc<SessionStore>,
     pub(crate) clock: Arc<dyn Clock>,
     /// Required as `Authorization: Bearer <token>` when set.
     pub(crate) token: Option<Secret>,
@@ -108,31 +116,31 @@ async fn revoke(
             .map(|(_, v)| v.clone())
     };
     let now = revoker.clock.now();
-    match (find("sub"), find("sid")) {
-        (Some(sub), _) => {
-            // Sessions created in this very second are included: the operator means "now".
-            revoker.revocations.revoke_subject(&sub, now + 1, now);
-            tracing::info!(target: "sessiongate::revoke", "sessions of a subject revoked by the operator");
-            (
-                StatusCode::OK,
-                "revoked every session of that subject\n".into(),
-            )
+    let store = &revoker.store;
+    let (revoked, done) = match (find("sub"), find("sid")) {
+        // Sessions created in this very second are included: the operator means "now".
+        (Some(sub), _) => (
+            store.revoke_subject(&sub, now + 1, now).await,
+            "revoked every session of that subject\n",
+        ),
+        (None, Some(sid)) => (
+            store.revoke_idp_session(&sid, now).await,
+            "revoked the sessions of that provider session\n",
+        ),
+        (None, None) => return (StatusCode::BAD_REQUEST, "give sub= or sid=\n".into()),
+    };
+    match revoked {
+        Ok(()) => {
+            tracing::info!(target: "sessiongate::revoke", "sessions revoked by the operator");
+            (StatusCode::OK, done.into())
         }
-        (None, Some(sid)) => {
-            revoker.revocations.revoke_idp_session(&sid, now);
-            tracing::info!(target: "sessiongate::revoke", "sessions of a provider session revoked by the operator");
-            (
-                StatusCode::OK,
-                "revoked the sessions of that provider session\n".into(),
-            )
-        }
-        (None, None) => (StatusCode::BAD_REQUEST, "give sub= or sid=\n".into()),
+        Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("{e}\n")),
     }
 }
 
-async fn ready(State(readiness): State<Arc<Readiness>>) -> (StatusCode, &'static str) {
-    match readiness.state() {
-        Ok(()) => (StatusCode::OK, "ready\n"),
+async fn ready(State(readiness): State<Arc<Readiness>>) -> (StatusCode, String) {
+    match readiness.state().await {
+        Ok(()) => (StatusCode::OK, "ready\n".into()),
         Err(why) => (StatusCode::SERVICE_UNAVAILABLE, why),
     }
 }

@@ -10,8 +10,10 @@
 pub mod codec;
 pub mod cookies;
 pub mod model;
+pub mod redis;
 pub mod revocation;
 pub mod seal;
+pub mod store;
 
 use http::{HeaderMap, HeaderValue};
 

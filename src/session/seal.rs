@@ -46,15 +46,18 @@ pub const MAX_SEALED_LEN: usize = 32 * 1024;
 pub enum Purpose {
     Session,
     LoginState,
+    /// The Redis store's cookie: a session id and the key of its entry.
+    Ticket,
 }
 
 impl Purpose {
-    const ALL: [Purpose; 2] = [Purpose::Session, Purpose::LoginState];
+    const ALL: [Purpose; 3] = [Purpose::Session, Purpose::LoginState, Purpose::Ticket];
 
     fn label(self) -> &'static str {
         match self {
             Purpose::Session => "session",
             Purpose::LoginState => "login-state",
+            Purpose::Ticket => "ticket",
         }
     }
 
@@ -62,6 +65,7 @@ impl Purpose {
         match self {
             Purpose::Session => 0,
             Purpose::LoginState => 1,
+            Purpose::Ticket => 2,
         }
     }
 }
@@ -241,6 +245,40 @@ impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "KeyRing({} keys, [redacted])", self.keys.len())
     }
+}
+
+/// Encrypts `plaintext` under a one-off 256-bit `key` (a Redis entry's), bound to `aad`:
+/// `nonce (24) | ciphertext | tag (16)`.
+pub fn seal_with_key(key: &[u8; 32], aad: &[u8], plaintext: &[u8], random: &dyn Random) -> Vec<u8> {
+    let mut nonce = [0; NONCE_LEN];
+    random.fill(&mut nonce);
+    let mut sealed = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    sealed.extend_from_slice(&nonce);
+    sealed.extend_from_slice(plaintext);
+    let tag = XChaCha20Poly1305::new(key.into())
+        .encrypt_inout_detached(
+            &XNonce::from(nonce),
+            aad,
+            sealed[NONCE_LEN..].as_mut().into(),
+        )
+        .expect("XChaCha20-Poly1305 seals any session-sized plaintext");
+    sealed.extend_from_slice(&tag);
+    sealed
+}
+
+/// Decrypts what [`seal_with_key`] wrote with the same key and `aad`.
+pub fn open_with_key(key: &[u8; 32], aad: &[u8], sealed: &[u8]) -> Result<Vec<u8>, OpenError> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return Err(OpenError::Malformed("too short"));
+    }
+    let nonce = XNonce::try_from(&sealed[..NONCE_LEN]).expect("the length was checked");
+    let tag_at = sealed.len() - TAG_LEN;
+    let tag = Tag::try_from(&sealed[tag_at..]).expect("the length was checked");
+    let mut plaintext = sealed[NONCE_LEN..tag_at].to_vec();
+    XChaCha20Poly1305::new(key.into())
+        .decrypt_inout_detached(&nonce, aad, plaintext.as_mut_slice().into(), &tag)
+        .map_err(|_| OpenError::Forged)?;
+    Ok(plaintext)
 }
 
 /// `version | key id | purpose length | purpose | cookie name`. The purpose has a length

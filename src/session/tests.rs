@@ -26,6 +26,8 @@ fn config(secrets: &[u8], cookie_name: &str) -> SessionConfig {
         max_pending_logins: 5,
         max_stale: None,
         redis_url: None,
+        redis_prefix: "sessiongate:".into(),
+        redis_timeout: Duration::from_secs(2),
     }
 }
 

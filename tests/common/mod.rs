@@ -198,6 +198,7 @@ fn websocket_echo(req: &mut Request<Incoming>) -> Response<BoxBody> {
 
 pub mod browser;
 pub mod op;
+pub mod redis;
 
 /// A configuration for tests. `extra_toml` is merged in, key by key; parts separated by a
 /// `---` line are merged one after the other, so each may repeat a section.

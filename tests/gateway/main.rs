@@ -12,6 +12,7 @@ mod limits;
 mod login;
 mod logout;
 mod proxy;
+mod redis;
 mod refresh;
 mod rules;
 mod sessions;
