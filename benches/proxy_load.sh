@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Load benchmark for the proxy path: wrk against a tiny upstream directly, then through the
 # gateway on a public path, then through the gateway with a session cookie on a protected
-# path, and a table comparing them.
+# path, then the same through a second gateway with the Redis store (a redis-server of the
+# benchmark's own), and a table comparing them.
 #
 #   bash benches/proxy_load.sh                     # 32 connections, 10 s per target
 #   CONNECTIONS=64 DURATION=30 bash benches/proxy_load.sh
@@ -10,8 +11,9 @@
 # Pinning: wrk runs on CPU 0; the upstream and the gateway share CPU 1. The direct run
 # therefore measures the upstream alone on CPU 1, the gateway run the gateway plus the
 # upstream on CPU 1, so the ratio is the cost of the gateway's work per request. Everything
-# listens on and talks to 127.0.0.1 only. Needs 2 CPUs, taskset, curl and wrk (installed
-# with apt-get when missing).
+# listens on and talks to 127.0.0.1 only. Redis, when measured, runs on CPU 1 as well: its
+# work is part of what the Redis store costs. Needs 2 CPUs, taskset, curl, redis-server
+# and wrk (installed with apt-get when missing).
 set -euo pipefail
 
 CONNECTIONS="${CONNECTIONS:-32}"
@@ -36,6 +38,7 @@ ROOT="$PWD"
 # --- tools ------------------------------------------------------------------------------
 command -v taskset >/dev/null || die "taskset (util-linux) is required"
 command -v curl >/dev/null || die "curl is required"
+command -v redis-server >/dev/null || die "redis-server is required (apt-get install redis-server)"
 if [ "$(nproc)" -lt 2 ]; then
     die "needs at least 2 CPUs for the pinning (nproc = $(nproc))"
 fi
@@ -154,8 +157,25 @@ env -u RUST_LOG "${GATEWAY_CMD[@]}" >/dev/null 2>"$WORK/gateway.log" &
 PIDS+=($!)
 wait_ready gateway "${PIDS[-1]}" "http://127.0.0.1:$GATEWAY_PORT/public/"
 
-# A valid session cookie, sealed with the gateway's secret, for the authenticated target.
+# A second gateway, the same but for the Redis store, with a Redis of the benchmark's own.
+REDIS_PORT="$(free_port "$GATEWAY_PORT")"
+REDIS_CMD=(taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no)
+"${REDIS_CMD[@]}" >"$WORK/redis.log" 2>&1 &
+PIDS+=($!)
+REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
+REDIS_PREFIX="sessiongate-bench:"
+REDIS_GATEWAY_PORT="$(free_port "$REDIS_PORT")"
+REDIS_CONFIG="$WORK/sessiongate-redis.toml"
+sed "s/^listen = .*/listen = \"127.0.0.1:$REDIS_GATEWAY_PORT\"/; s#^public_url = .*#public_url = \"http://127.0.0.1:$REDIS_GATEWAY_PORT\"#" "$CONFIG" >"$REDIS_CONFIG"
+sed -i "s#^\[session\]#[session]\nstore = \"redis\"\nredis_url = \"$REDIS_URL\"\nredis_prefix = \"$REDIS_PREFIX\"#" "$REDIS_CONFIG"
+REDIS_GATEWAY_CMD=(taskset -c "$SERVER_CPU" "$GATEWAY_BIN" run --config "$REDIS_CONFIG")
+env -u RUST_LOG "${REDIS_GATEWAY_CMD[@]}" >/dev/null 2>"$WORK/gateway-redis.log" &
+PIDS+=($!)
+wait_ready gateway-redis "${PIDS[-1]}" "http://127.0.0.1:$REDIS_GATEWAY_PORT/public/"
+
+# Valid session cookies, sealed with the gateways' secret, for the authenticated targets.
 SESSION_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET")"
+REDIS_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET" "$REDIS_URL" "$REDIS_PREFIX")"
 
 # The gateway must really forward (not answer 401 or 502 itself), on both paths.
 direct_body="$(curl -s --max-time 2 "http://127.0.0.1:$UPSTREAM_PORT/")"
@@ -163,6 +183,8 @@ gateway_body="$(curl -s --max-time 2 "http://127.0.0.1:$GATEWAY_PORT/public/")"
 [ "$direct_body" = "$gateway_body" ] || die "the gateway's answer differs from the upstream's: '$gateway_body'"
 session_body="$(curl -s --max-time 2 -H "Cookie: $SESSION_COOKIE" "http://127.0.0.1:$GATEWAY_PORT/app")"
 [ "$direct_body" = "$session_body" ] || die "the gateway refused the session cookie: '$session_body'"
+redis_body="$(curl -s --max-time 2 -H "Cookie: $REDIS_COOKIE" "http://127.0.0.1:$REDIS_GATEWAY_PORT/app")"
+[ "$direct_body" = "$redis_body" ] || die "the Redis gateway refused its session cookie: '$redis_body'"
 
 # --- load -------------------------------------------------------------------------------
 # Latency from wrk ("123.45us", "1.20ms", "1.00s") in milliseconds.
@@ -193,6 +215,10 @@ run_wrk() {
         shown_warm="${shown_warm//$SESSION_COOKIE/<session cookie>}"
         shown_measure="${shown_measure//$SESSION_COOKIE/<session cookie>}"
     fi
+    if [ -n "${REDIS_COOKIE:-}" ]; then
+        shown_warm="${shown_warm//$REDIS_COOKIE/<ticket cookie>}"
+        shown_measure="${shown_measure//$REDIS_COOKIE/<ticket cookie>}"
+    fi
     COMMANDS+=("$shown_warm  # warm-up" "$shown_measure")
     echo "proxy_load: $name: warm-up ${WARMUP}s, then ${DURATION}s" >&2
     "${warm[@]}" >/dev/null
@@ -221,6 +247,7 @@ run_wrk() {
 run_wrk direct "http://127.0.0.1:$UPSTREAM_PORT/"
 run_wrk gateway "http://127.0.0.1:$GATEWAY_PORT/public/"
 run_wrk session "http://127.0.0.1:$GATEWAY_PORT/app" -H "Cookie: $SESSION_COOKIE"
+run_wrk redis "http://127.0.0.1:$REDIS_GATEWAY_PORT/app" -H "Cookie: $REDIS_COOKIE"
 
 # --- report -----------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
@@ -229,22 +256,22 @@ echo
 echo "proxy_load: nproc = $(nproc); wrk on CPU $WRK_CPU, upstream and gateway on CPU $SERVER_CPU;" \
     "$CONNECTIONS connections, ${DURATION}s (after ${WARMUP}s warm-up)"
 echo "commands:"
-printf '  %s\n' "${UPSTREAM_CMD[*]}" "${GATEWAY_CMD[*]}"
+printf '  %s\n' "${UPSTREAM_CMD[*]}" "${GATEWAY_CMD[*]}" "${REDIS_CMD[*]}" "${REDIS_GATEWAY_CMD[*]}"
 printf '  %s\n' "${COMMANDS[@]}"
 echo "config ($CONFIG, removed at exit; secret elided):"
 sed 's/^secrets = .*/secrets = ["..."]/; s/^./  &/' "$CONFIG"
 echo
 printf '%-16s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
-for name in direct gateway session; do
+for name in direct gateway session redis; do
     printf '%-16s %12s %10s %10s %8s\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${BAD[$name]}"
 done
-for pair in gateway/direct session/direct session/gateway; do
+for pair in gateway/direct session/direct session/gateway redis/session; do
     a="${pair%/*}" b="${pair#*/}"
     printf '%-16s %12s %10s %10s\n' "$pair" \
         "$(ratio "${RPS[$a]}" "${RPS[$b]}")" \
         "$(ratio "${P50[$a]}" "${P50[$b]}")" \
         "$(ratio "${P99[$a]}" "${P99[$b]}")"
 done
-if [ "${BAD[direct]}" -ne 0 ] || [ "${BAD[gateway]}" -ne 0 ] || [ "${BAD[session]}" -ne 0 ]; then
+if [ "${BAD[direct]}" -ne 0 ] || [ "${BAD[gateway]}" -ne 0 ] || [ "${BAD[session]}" -ne 0 ] || [ "${BAD[redis]}" -ne 0 ]; then
     echo "proxy_load: warning: some responses were errors or not 2xx/3xx (see 'errors')" >&2
 fi

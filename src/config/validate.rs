@@ -595,8 +595,22 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
         }
     };
     let redis_url = raw.redis_url.filter(|u| !u.is_empty());
+    const REDIS_SCHEMES: [&str; 6] = [
+        "redis",
+        "rediss",
+        "redis-cluster",
+        "rediss-cluster",
+        "redis-sentinel",
+        "rediss-sentinel",
+    ];
     if let Some(url) = &redis_url {
-        if let Err(e) = fred::types::config::Config::from_url(url) {
+        let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+        if !REDIS_SCHEMES.contains(&scheme) {
+            p.at(
+                "session.redis_url",
+                "is not a Redis URL: use redis://, rediss://, redis-cluster:// or redis-sentinel://",
+            );
+        } else if let Err(e) = fred::types::config::Config::from_url(url) {
             // Never echo the URL: it may carry a password.
             p.at(
                 "session.redis_url",

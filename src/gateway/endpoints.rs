@@ -101,6 +101,7 @@ impl Gateway {
                 {
                     Ok(written) => cookies.extend(written),
                     Err(e) => {
+                        crate::ops::metrics::store_error("create");
                         tracing::warn!(target: "sessiongate::login", error = %e, "login completed but the session cannot be stored");
                         return (
                             with_cookies(store_unavailable(html), cookies),
@@ -348,6 +349,7 @@ impl Gateway {
         let (cookies, session) = match ended {
             Ok(ended) => ended,
             Err(e) => {
+                crate::ops::metrics::store_error("end");
                 // The browser forgets the session, but a copy would live on: say so.
                 tracing::warn!(target: "sessiongate::logout", error = %e, "sign-out could not reach the session store");
                 return (
@@ -428,6 +430,7 @@ impl Gateway {
             Err(e) => return refuse(e.to_string()),
         };
         let unavailable = |e: crate::session::redis::StoreError| {
+            crate::ops::metrics::store_error("revoke");
             tracing::warn!(target: "sessiongate::logout", error = %e, "back-channel logout could not reach the session store");
             let body = json!({"error": "temporarily_unavailable"});
             (

@@ -436,7 +436,10 @@ impl Gateway {
             {
                 Ok(written) => cookies.extend(written),
                 // The request goes on: the session is still valid, only its slide is lost.
-                Err(e) => tracing::warn!(error = %e, "the session could not be written back"),
+                Err(e) => {
+                    crate::ops::metrics::store_error("save");
+                    tracing::warn!(error = %e, "the session could not be written back");
+                }
             }
         }
         let verdict = authorize::authorize(&self.access, |name| session.claims.get(name));
@@ -465,6 +468,7 @@ impl Gateway {
                 Ok(Err((clear, reason)))
             }
             Err(e) => {
+                crate::ops::metrics::store_error("load");
                 tracing::warn!(error = %e, "the session store is unavailable");
                 Err(e.to_string())
             }

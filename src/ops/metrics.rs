@@ -48,8 +48,14 @@ pub(crate) fn login(outcome: &'static str) {
     metrics::counter!("sessiongate_logins_total", "outcome" => outcome).increment(1);
 }
 
-/// A token refresh finished: `ok`, `invalid_grant`, `subject_changed`, `invalid_id_token`,
-/// `unavailable` or `timeout`.
+/// The session store (Redis) failed an operation: `load`, `save`, `create`, `end`, `revoke`.
+pub(crate) fn store_error(operation: &'static str) {
+    metrics::counter!("sessiongate_session_store_errors_total", "operation" => operation)
+        .increment(1);
+}
+
+/// A token refresh finished: `ok`, `shared` (another replica's, read from the store),
+/// `invalid_grant`, `subject_changed`, `invalid_id_token`, `unavailable` or `timeout`.
 pub(crate) fn refresh(outcome: &'static str) {
     metrics::counter!("sessiongate_refreshes_total", "outcome" => outcome).increment(1);
 }

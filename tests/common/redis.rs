@@ -176,3 +176,64 @@ impl RedisCluster {
             .collect()
     }
 }
+
+/// One master and a Sentinel watching it as `mymaster`.
+pub struct RedisSentinel {
+    pub master: RedisServer,
+    port: u16,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisSentinel {
+    pub fn start() -> Self {
+        let master = RedisServer::start();
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let config = dir.path().join("sentinel.conf");
+        std::fs::write(
+            &config,
+            format!(
+                "port {port}\nbind 127.0.0.1\ndir {}\nsentinel monitor mymaster 127.0.0.1 {} 1\n",
+                dir.path().display(),
+                master.port
+            ),
+        )
+        .expect("write sentinel.conf");
+        let child = Command::new("redis-server")
+            .arg(&config)
+            .arg("--sentinel")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server --sentinel starts");
+        let mut attempts = 0;
+        while !cli_text(port, &["SENTINEL", "get-master-addr-by-name", "mymaster"])
+            .contains(&master.port.to_string())
+        {
+            attempts += 1;
+            assert!(attempts < 500, "the sentinel never knew its master");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Self {
+            master,
+            port,
+            child,
+            _dir: dir,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "redis-sentinel://127.0.0.1:{}/0?sentinelServiceName=mymaster",
+            self.port
+        )
+    }
+}
+
+impl Drop for RedisSentinel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

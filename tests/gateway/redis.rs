@@ -11,7 +11,7 @@ use sessiongate::clock::{Clock, ManualClock, SeededRandom, SystemClock};
 
 use crate::common::browser::{Browser, Reply};
 use crate::common::op::{self, Op, RefreshBehaviour, Signing};
-use crate::common::redis::{self, RedisCluster, RedisServer};
+use crate::common::redis::{self, RedisCluster, RedisSentinel, RedisServer};
 use crate::common::{self, Echo, Gateway, full};
 use crate::login::wait_ready;
 
@@ -366,6 +366,13 @@ async fn redis_frozen_mid_test_gives_503_on_protected_paths_and_then_recovers() 
     let (status, why) = readyz(&replicas, 0).await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(why.contains("session store"), "{why}");
+    let admin = replicas.gateways[0].admin.expect("admin listener");
+    let (_, _, metrics) = common::get(&format!("http://{admin}/metrics")).await;
+    assert!(
+        String::from_utf8_lossy(&metrics)
+            .contains("sessiongate_session_store_errors_total{operation=\"load\"}"),
+        "the failure is counted"
+    );
 
     server.resume();
     let mut recovered = false;
@@ -411,5 +418,24 @@ async fn a_three_node_cluster_shares_sessions_and_revocations() {
         StatusCode::OK
     );
     assert_eq!(user_at(&mut other, &replicas, 0).await, None);
+    replicas.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_sentinel_url_finds_the_master() {
+    let sentinel = tokio::task::spawn_blocking(RedisSentinel::start)
+        .await
+        .expect("join");
+    let replicas = replicas(2, &sentinel.url(), "sentinel", "").await;
+    let mut browser = Browser::new();
+    log_in_at(&mut browser, &replicas, 0).await;
+    assert_eq!(
+        user_at(&mut browser, &replicas, 1).await.as_deref(),
+        Some("alice")
+    );
+    assert!(
+        !redis::keys(sentinel.master.port, &replicas.prefix).is_empty(),
+        "the session lives on the master the sentinel named"
+    );
     replicas.shutdown().await;
 }
