@@ -104,6 +104,9 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
     ops::metrics::install();
+    for warning in config.warnings() {
+        tracing::warn!(%warning, "configuration");
+    }
     let tunnels = proxy::Tunnels::default();
     let provider = oidc::Provider::new(&config.oidc);
     let gateway = gateway::Gateway::new(&config, tunnels.clone(), provider.clone(), deps)

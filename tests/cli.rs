@@ -314,3 +314,22 @@ fn every_provider_recipe_passes_check() {
         );
     }
 }
+
+#[test]
+fn check_lists_the_rules_and_warns_about_overlaps() {
+    let file =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/configs/good/overlapping-rules.toml");
+    let out = sessiongate(&["check", "--config", file.to_str().expect("utf-8 path")]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "an overlap is legal: {stdout}");
+    assert!(
+        stdout.contains("reports-read: /reports/, GET -> authenticated"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "warning: access.rule[1] (reports-write) gets only the methods reports-read leaves"
+        ),
+        "{stdout}"
+    );
+}

@@ -150,13 +150,58 @@ pub struct AccessConfig {
     pub api_paths: Vec<String>,
     /// Audiences a bearer JWT may name; empty: bearer tokens are not accepted.
     pub bearer_audiences: Vec<String>,
+    /// What every authenticated user must satisfy where no rule says otherwise.
+    pub requirements: Requirements,
+    /// Dotted path into the claims.
+    pub groups_claim: String,
+    /// `[[access.rule]]`, in order: the first that matches decides.
+    pub rules: Vec<AccessRule>,
+}
+
+/// Who may get in once authenticated. Empty lists require nothing.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Requirements {
     /// Lower case, without a leading `@`.
     pub allowed_email_domains: Vec<String>,
     /// Lower case.
     pub allowed_emails: Vec<String>,
     pub allowed_groups: Vec<String>,
-    /// Dotted path into the claims.
-    pub groups_claim: String,
+    /// Dotted claim path → the value it must have (or contain, for a list).
+    pub required_claims: Vec<(String, String)>,
+}
+
+impl Requirements {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+}
+
+/// One `[[access.rule]]`.
+#[derive(Debug, Clone)]
+pub struct AccessRule {
+    /// `name`, or `access.rule[<index>]`: how logs name the rule.
+    pub name: String,
+    pub path: PathMatch,
+    /// Empty: every method.
+    pub methods: Vec<http::Method>,
+    pub allow: Allow,
+}
+
+#[derive(Debug, Clone)]
+pub enum PathMatch {
+    /// Like `public_paths` entries: ending in `/`, a prefix; otherwise itself and below.
+    Prefix(String),
+    Regex(regex_lite::Regex),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Allow {
+    /// Served without a session.
+    Public,
+    /// Any authenticated user, whatever the global requirements.
+    Authenticated,
+    /// Authenticated users meeting these (instead of the global ones).
+    Only(Requirements),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -272,7 +317,38 @@ impl Config {
             Some(addr) => format!("admin         {addr}"),
             None => "admin         disabled".to_string(),
         });
+        for (index, rule) in self.access.rules.iter().enumerate() {
+            let path = match &rule.path {
+                PathMatch::Prefix(prefix) => prefix.clone(),
+                PathMatch::Regex(regex) => format!("~ {}", regex.as_str()),
+            };
+            let methods = if rule.methods.is_empty() {
+                "any method".to_string()
+            } else {
+                rule.methods
+                    .iter()
+                    .map(http::Method::as_str)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            };
+            let allow = match &rule.allow {
+                Allow::Public => "public",
+                Allow::Authenticated => "authenticated",
+                Allow::Only(_) => "requirements",
+            };
+            let label = if index == 0 { "rules" } else { "" };
+            lines.push(format!(
+                "{label:<14}{}: {path}, {methods} -> {allow}",
+                rule.name
+            ));
+        }
+        lines.extend(self.warnings().into_iter().map(|w| format!("warning: {w}")));
         lines.join("\n")
+    }
+
+    /// What is legal but probably not meant: printed by `check`, logged at start.
+    pub fn warnings(&self) -> Vec<String> {
+        validate::rule_overlaps(&self.access.rules)
     }
 }
 

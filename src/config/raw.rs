@@ -109,8 +109,25 @@ pub(crate) struct Access {
     pub(crate) allowed_emails: Option<Vec<String>>,
     pub(crate) allowed_groups: Option<Vec<String>>,
     pub(crate) groups_claim: Option<String>,
+    pub(crate) required_claims: Option<BTreeMap<String, String>>,
     #[serde(default)]
     pub(crate) bearer: Bearer,
+    #[serde(default)]
+    pub(crate) rule: Vec<Rule>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Rule {
+    pub(crate) name: Option<String>,
+    pub(crate) path: Option<String>,
+    pub(crate) path_regex: Option<String>,
+    pub(crate) methods: Option<Vec<String>>,
+    pub(crate) allow: Option<String>,
+    pub(crate) allowed_email_domains: Option<Vec<String>>,
+    pub(crate) allowed_emails: Option<Vec<String>>,
+    pub(crate) allowed_groups: Option<Vec<String>>,
+    pub(crate) required_claims: Option<BTreeMap<String, String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

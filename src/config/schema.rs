@@ -16,6 +16,8 @@ pub(crate) enum Kind {
     List,
     /// A table of string values, e.g. `[headers.claims]`.
     Map,
+    /// A list of tables, e.g. `[[access.rule]]`; its keys are listed below its path.
+    Tables,
 }
 
 impl Kind {
@@ -26,6 +28,7 @@ impl Kind {
             Kind::Int => "a whole number",
             Kind::List => "a list of strings",
             Kind::Map => "a table of strings",
+            Kind::Tables => "a list of tables, like `[[access.rule]]`",
         }
     }
 }
@@ -381,6 +384,72 @@ pub(crate) const KEYS: &[Key] = &[
         "The claim holding the groups; a dotted path reads nested claims (`realm_access.roles`).",
     ),
     key(
+        "access.required_claims",
+        Map,
+        "",
+        "Claims (dotted paths) that must have these values, or contain them when lists, e.g. `{ tid = \"...\" }`.",
+    ),
+    key(
+        "access.rule",
+        Tables,
+        "",
+        "Per-path rules, `[[access.rule]]`, tried in order: the first whose path (and method) matches decides.",
+    ),
+    key(
+        "access.rule.name",
+        Str,
+        "",
+        "How logs name the rule; default `access.rule[<index>]`.",
+    ),
+    key(
+        "access.rule.path",
+        Str,
+        "",
+        "Path the rule covers: ending in `/`, a prefix; otherwise itself and below. Or give `path_regex`.",
+    ),
+    key(
+        "access.rule.path_regex",
+        Str,
+        "",
+        "A regular expression the (normalized) path must match, instead of `path`; anchor it with `^`.",
+    ),
+    key(
+        "access.rule.methods",
+        List,
+        "[]",
+        "Only these methods; empty: all.",
+    ),
+    key(
+        "access.rule.allow",
+        Str,
+        "",
+        "`public` (no session), `authenticated` (any user), or unset with requirements below.",
+    ),
+    key(
+        "access.rule.allowed_email_domains",
+        List,
+        "[]",
+        "As `access.allowed_email_domains`, for this rule (instead of the global requirements).",
+    ),
+    key(
+        "access.rule.allowed_emails",
+        List,
+        "[]",
+        "As `access.allowed_emails`, for this rule.",
+    ),
+    key(
+        "access.rule.allowed_groups",
+        List,
+        "[]",
+        "As `access.allowed_groups`, for this rule.",
+    ),
+    key(
+        "access.rule.required_claims",
+        Map,
+        "",
+        "As `access.required_claims`, for this rule.",
+    ),
+    key(
         "logout.rp_initiated",
         Bool,
         "false",
@@ -457,20 +526,52 @@ fn is_table_path(prefix: &str) -> bool {
 
 /// Checks the keys of the table at `prefix`, descending into sub-tables the schema has.
 fn check_table(prefix: &str, table: &toml::Table, problems: &mut Vec<ShapeProblem>) {
+    check_table_as(prefix, prefix, table, problems);
+}
+
+/// As [`check_table`], naming problems under `shown` (`access.rule[2]`) while looking keys up
+/// under `prefix` (`access.rule`).
+fn check_table_as(
+    prefix: &str,
+    shown: &str,
+    table: &toml::Table,
+    problems: &mut Vec<ShapeProblem>,
+) {
     for (name, value) in table {
         let path = format!("{prefix}.{name}");
+        let shown_path = format!("{shown}.{name}");
         match (lookup(&path), value.as_table()) {
-            (None, Some(inner)) if is_table_path(&path) => check_table(&path, inner, problems),
+            (Some(key), _) if key.kind == Tables => match value.as_array() {
+                Some(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        let shown_item = format!("{shown_path}[{index}]");
+                        match item.as_table() {
+                            Some(inner) => check_table_as(&path, &shown_item, inner, problems),
+                            None => problems.push((
+                                shown_item,
+                                format!("must be a table, found {}", item.type_str()),
+                            )),
+                        }
+                    }
+                }
+                None => problems.push((
+                    shown_path,
+                    format!("must be {}, found {}", Tables.describe(), value.type_str()),
+                )),
+            },
+            (None, Some(inner)) if is_table_path(&path) => {
+                check_table_as(&path, &shown_path, inner, problems)
+            }
             (None, _) => {
                 let siblings = KEYS.iter().filter_map(|k| {
                     let rest = k.path.strip_prefix(prefix)?.strip_prefix('.')?;
                     Some(rest.split('.').next().unwrap_or(rest))
                 });
-                problems.push((path, unknown(name, siblings)));
+                problems.push((shown_path, unknown(name, siblings)));
             }
             (Some(key), _) => {
                 if let Some(message) = kind_mismatch(key.kind, value) {
-                    problems.push((path, message));
+                    problems.push((shown_path, message));
                 }
             }
         }
@@ -488,6 +589,9 @@ fn kind_mismatch(kind: Kind, value: &toml::Value) -> Option<String> {
         Map => value
             .as_table()
             .is_some_and(|t| t.values().all(toml::Value::is_str)),
+        Tables => value
+            .as_array()
+            .is_some_and(|a| a.iter().all(toml::Value::is_table)),
     };
     (!fits).then(|| format!("must be {}, found {}", kind.describe(), value.type_str()))
 }
@@ -559,8 +663,15 @@ pub(crate) fn apply_env(
             problems.push((var.clone(), format!("names no configuration key{hint}")));
             continue;
         };
+        if key.kind == Map || key.kind == Tables || in_list_of_tables(key) {
+            problems.push((
+                var.clone(),
+                format!("{} is a table and can only be set in the file", key.path),
+            ));
+            continue;
+        }
         let value = match key.kind {
-            Str => toml::Value::String(raw.clone()),
+            Str | Map | Tables => toml::Value::String(raw.clone()),
             Bool => match raw.trim() {
                 "true" => toml::Value::Boolean(true),
                 "false" => toml::Value::Boolean(false),
@@ -583,18 +694,22 @@ pub(crate) fn apply_env(
                     .map(|s| toml::Value::String(s.to_string()))
                     .collect(),
             ),
-            Map => {
-                problems.push((
-                    var.clone(),
-                    format!("{} is a table and can only be set in the file", key.path),
-                ));
-                continue;
-            }
         };
         let parts: Vec<&str> = key.path.split('.').collect();
         insert_path(table, &parts, value);
     }
     problems
+}
+
+/// Whether `key` belongs to the tables of a list (`access.rule.path`).
+fn in_list_of_tables(key: &Key) -> bool {
+    KEYS.iter().any(|list| {
+        list.kind == Tables
+            && key
+                .path
+                .strip_prefix(list.path)
+                .is_some_and(|rest| rest.starts_with('.'))
+    })
 }
 
 /// Puts `value` at `parts` (`["access", "bearer", "audiences"]`), making tables on the way.
@@ -633,7 +748,7 @@ pub(crate) fn reference_table() -> String {
         } else {
             format!("`{}`", k.default)
         };
-        let env = if k.kind == Map {
+        let env = if k.kind == Map || k.kind == Tables || in_list_of_tables(k) {
             String::new()
         } else {
             format!("`{}`", env_name(k.path))

@@ -61,7 +61,8 @@ fn the_example_documents_every_key() {
             .lines()
             .map(|l| l.trim_start_matches("# ").trim())
             .any(|l| l.starts_with(&format!("{name} =")));
-        let table = key.kind == schema::Kind::Map && EXAMPLE.contains(&format!("[{}]", key.path));
+        let table = (key.kind == schema::Kind::Map && EXAMPLE.contains(&format!("[{}]", key.path)))
+            || (key.kind == schema::Kind::Tables && EXAMPLE.contains(&format!("[[{}]]", key.path)));
         assert!(line || table, "{} is not in the example", key.path);
     }
 }

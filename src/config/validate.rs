@@ -758,28 +758,202 @@ fn access(raw: raw::Access, p: &mut Problems) -> AccessConfig {
             );
         }
     }
+    let requirements = requirements(
+        p,
+        "access",
+        raw.allowed_email_domains,
+        raw.allowed_emails,
+        raw.allowed_groups,
+        raw.required_claims,
+    );
+    let rules: Vec<AccessRule> = raw
+        .rule
+        .into_iter()
+        .enumerate()
+        .filter_map(|(index, rule)| access_rule(p, index, rule))
+        .collect();
+    for (later, rule) in rules.iter().enumerate() {
+        if let Some(earlier) = rules[..later].iter().find(|e| shadows(e, rule)) {
+            p.at(
+                &format!("access.rule[{later}]"),
+                format!(
+                    "can never match: {} before it covers every request it would",
+                    earlier.name
+                ),
+            );
+        }
+    }
     AccessConfig {
         public_paths: paths(p, "access.public_paths", raw.public_paths),
         api_paths: paths(p, "access.api_paths", raw.api_paths),
         bearer_audiences,
-        allowed_email_domains: raw
-            .allowed_email_domains
-            .unwrap_or_default()
-            .iter()
-            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
-            .collect(),
-        allowed_emails: raw
-            .allowed_emails
-            .unwrap_or_default()
-            .iter()
-            .map(|e| e.trim().to_ascii_lowercase())
-            .collect(),
-        allowed_groups: raw.allowed_groups.unwrap_or_default(),
+        requirements,
         groups_claim: raw
             .groups_claim
             .filter(|c| !c.trim().is_empty())
             .unwrap_or_else(|| "groups".to_string()),
+        rules,
     }
+}
+
+fn requirements(
+    p: &mut Problems,
+    at: &str,
+    domains: Option<Vec<String>>,
+    emails: Option<Vec<String>>,
+    groups: Option<Vec<String>>,
+    claims: Option<BTreeMap<String, String>>,
+) -> Requirements {
+    let required_claims: Vec<(String, String)> = claims.unwrap_or_default().into_iter().collect();
+    for (claim, _) in &required_claims {
+        if claim.is_empty() || claim.split('.').any(str::is_empty) {
+            p.at(
+                &format!("{at}.required_claims"),
+                format!("\"{claim}\" is not a claim name or dotted path"),
+            );
+        }
+    }
+    Requirements {
+        allowed_email_domains: domains
+            .unwrap_or_default()
+            .iter()
+            .map(|d| d.trim().trim_start_matches('@').to_ascii_lowercase())
+            .collect(),
+        allowed_emails: emails
+            .unwrap_or_default()
+            .iter()
+            .map(|e| e.trim().to_ascii_lowercase())
+            .collect(),
+        allowed_groups: groups.unwrap_or_default(),
+        required_claims,
+    }
+}
+
+fn access_rule(p: &mut Problems, index: usize, raw: raw::Rule) -> Option<AccessRule> {
+    let at = format!("access.rule[{index}]");
+    let name = raw.name.clone().unwrap_or_else(|| at.clone());
+    let path = match (raw.path, raw.path_regex) {
+        (Some(path), None) if path.starts_with('/') => PathMatch::Prefix(path),
+        (Some(path), None) => {
+            p.at(
+                &format!("{at}.path"),
+                format!("\"{path}\" must be a path starting with `/`"),
+            );
+            return None;
+        }
+        (None, Some(pattern)) => match regex_lite::Regex::new(&pattern) {
+            Ok(regex) => PathMatch::Regex(regex),
+            Err(e) => {
+                p.at(
+                    &format!("{at}.path_regex"),
+                    format!("is not a regular expression: {e}"),
+                );
+                return None;
+            }
+        },
+        (Some(_), Some(_)) => {
+            p.at(&at, "give `path` or `path_regex`, not both");
+            return None;
+        }
+        (None, None) => {
+            p.at(&at, "needs a `path` or a `path_regex`");
+            return None;
+        }
+    };
+    let mut methods = Vec::new();
+    for (i, method) in raw.methods.unwrap_or_default().iter().enumerate() {
+        match http::Method::from_bytes(method.trim().to_ascii_uppercase().as_bytes()) {
+            Ok(method) => methods.push(method),
+            Err(_) => p.at(
+                &format!("{at}.methods[{i}]"),
+                format!("\"{method}\" is not an HTTP method"),
+            ),
+        }
+    }
+    let requirements = requirements(
+        p,
+        &at,
+        raw.allowed_email_domains,
+        raw.allowed_emails,
+        raw.allowed_groups,
+        raw.required_claims,
+    );
+    let allow = match raw.allow.as_deref() {
+        Some("public") | Some("authenticated") if !requirements.is_empty() => {
+            p.at(
+                &format!("{at}.allow"),
+                "takes no requirements: leave `allow` out to require them",
+            );
+            return None;
+        }
+        Some("public") => Allow::Public,
+        Some("authenticated") => Allow::Authenticated,
+        None if requirements.is_empty() => {
+            p.at(
+                &at,
+                "says nothing: set `allow = \"public\"` or `\"authenticated\"`, or requirements",
+            );
+            return None;
+        }
+        None => Allow::Only(requirements),
+        Some(other) => {
+            p.at(
+                &format!("{at}.allow"),
+                format!("\"{other}\" is not an option: use \"public\" or \"authenticated\", or leave it out with requirements"),
+            );
+            return None;
+        }
+    };
+    Some(AccessRule {
+        name,
+        path,
+        methods,
+        allow,
+    })
+}
+
+/// Whether `earlier` matches every request `later` would (so `later` never decides).
+fn shadows(earlier: &AccessRule, later: &AccessRule) -> bool {
+    let methods = earlier.methods.is_empty()
+        || (!later.methods.is_empty() && later.methods.iter().all(|m| earlier.methods.contains(m)));
+    methods && path_covers(&earlier.path, &later.path)
+}
+
+/// Whether every path `inner` matches is matched by `outer`; `false` when unknown (regexes).
+fn path_covers(outer: &PathMatch, inner: &PathMatch) -> bool {
+    match (outer, inner) {
+        (PathMatch::Prefix(outer), PathMatch::Prefix(inner)) => {
+            if outer.ends_with('/') {
+                inner.starts_with(outer.as_str())
+            } else {
+                inner
+                    .strip_prefix(outer.as_str())
+                    .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+            }
+        }
+        (PathMatch::Regex(outer), PathMatch::Regex(inner)) => outer.as_str() == inner.as_str(),
+        _ => false,
+    }
+}
+
+/// Rules an earlier rule takes some (not all) requests from: legal, but worth a look.
+pub(crate) fn rule_overlaps(rules: &[AccessRule]) -> Vec<String> {
+    let mut overlaps = Vec::new();
+    for (later, rule) in rules.iter().enumerate() {
+        for earlier in &rules[..later] {
+            let same_paths = path_covers(&earlier.path, &rule.path);
+            let some_methods = earlier.methods.is_empty()
+                || rule.methods.is_empty()
+                || rule.methods.iter().any(|m| earlier.methods.contains(m));
+            if same_paths && some_methods && !shadows(earlier, rule) {
+                overlaps.push(format!(
+                    "access.rule[{later}] ({}) gets only the methods {} leaves: {} decides the others",
+                    rule.name, earlier.name, earlier.name
+                ));
+            }
+        }
+    }
+    overlaps
 }
 
 fn log(raw: raw::Log, p: &mut Problems) -> LogConfig {

@@ -1,6 +1,7 @@
-//! Which requests need a session: a pure function of the path and the access policy.
+//! Which requests need a session, and which rule decides who may pass: a pure function of
+//! the path, the method and the access policy.
 
-use crate::config::AccessConfig;
+use crate::config::{AccessConfig, AccessRule, Allow, PathMatch, Requirements};
 
 /// How a path is treated before any session is looked at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,23 +37,69 @@ fn covers(entry: &str, path: &str) -> bool {
     }
 }
 
-/// Classifies a request path (never its query string). API paths win over public ones, so
-/// a public prefix cannot open an API below it by accident.
-///
-/// Matching is on the path with percent-encoded unreserved characters decoded (RFC 3986
-/// §6.2.2.2), as the application will read it: `/st%61tic/app.js` is `/static/app.js`. Paths
-/// with dot segments or encoded separators never get here (see [`is_ambiguous`]).
-pub(crate) fn classify(path: &str, access: &AccessConfig) -> Route {
-    let path = decode_unreserved(path);
-    let path = path.as_ref();
-    if access.api_paths.iter().any(|e| covers(e, path)) {
-        Route::Api
-    } else if access.public_paths.iter().any(|e| covers(e, path)) {
-        Route::Public
-    } else {
-        Route::Protected
+/// What the policy says about one request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decision<'a> {
+    pub(crate) route: Route,
+    /// The `[[access.rule]]` that matched, if any.
+    pub(crate) rule: Option<&'a AccessRule>,
+    /// What an authenticated user must meet; `None` for public routes.
+    pub(crate) requirements: Option<&'a Requirements>,
+}
+
+impl<'a> Decision<'a> {
+    /// The rule's name for logs: a configured rule, or the global policy.
+    pub(crate) fn rule_name(&self) -> &'a str {
+        self.rule.map_or("access", |rule| rule.name.as_str())
     }
 }
+
+/// The first `[[access.rule]]` matching the request decides; without one, `public_paths` and
+/// the global requirements do. API paths win over public ones, so a public prefix cannot open
+/// an API below it by accident; they also choose 401 over a login redirect under any rule.
+///
+/// Matching is on the path (never its query string) with percent-encoded unreserved
+/// characters decoded (RFC 3986 §6.2.2.2), as the application will read it:
+/// `/st%61tic/app.js` is `/static/app.js`. Paths with dot segments or encoded separators
+/// never get here (see [`is_ambiguous`]).
+pub(crate) fn decide<'a>(
+    path: &str,
+    method: &http::Method,
+    access: &'a AccessConfig,
+) -> Decision<'a> {
+    let path = decode_unreserved(path);
+    let path = path.as_ref();
+    let api = access.api_paths.iter().any(|e| covers(e, path));
+    let private = if api { Route::Api } else { Route::Protected };
+    let rule = access.rules.iter().find(|rule| {
+        (rule.methods.is_empty() || rule.methods.contains(method))
+            && match &rule.path {
+                PathMatch::Prefix(prefix) => covers(prefix, path),
+                PathMatch::Regex(regex) => regex.is_match(path),
+            }
+    });
+    let (route, requirements) = match rule.map(|r| &r.allow) {
+        Some(Allow::Public) => (Route::Public, None),
+        Some(Allow::Authenticated) => (private, Some(&NOTHING)),
+        Some(Allow::Only(requirements)) => (private, Some(requirements)),
+        None if !api && access.public_paths.iter().any(|e| covers(e, path)) => {
+            (Route::Public, None)
+        }
+        None => (private, Some(&access.requirements)),
+    };
+    Decision {
+        route,
+        rule,
+        requirements,
+    }
+}
+
+static NOTHING: Requirements = Requirements {
+    allowed_email_domains: Vec::new(),
+    allowed_emails: Vec::new(),
+    allowed_groups: Vec::new(),
+    required_claims: Vec::new(),
+};
 
 fn decode_unreserved(path: &str) -> std::borrow::Cow<'_, str> {
     if !path.contains('%') {
@@ -116,11 +163,88 @@ mod tests {
             public_paths: vec!["/static/".into(), "/favicon.ico".into(), "/health".into()],
             api_paths: vec!["/api/".into(), "/static/api/".into()],
             bearer_audiences: Vec::new(),
-            allowed_email_domains: Vec::new(),
-            allowed_emails: Vec::new(),
-            allowed_groups: Vec::new(),
+            requirements: Requirements::default(),
             groups_claim: "groups".into(),
+            rules: Vec::new(),
         }
+    }
+
+    fn rule(name: &str, path: PathMatch, methods: &[&str], allow: Allow) -> AccessRule {
+        AccessRule {
+            name: name.into(),
+            path,
+            methods: methods
+                .iter()
+                .map(|m| http::Method::from_bytes(m.as_bytes()).unwrap())
+                .collect(),
+            allow,
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_decides_by_path_and_method() {
+        let admins = Requirements {
+            allowed_groups: vec!["admins".into()],
+            ..Requirements::default()
+        };
+        let mut access = policy();
+        access.requirements.allowed_email_domains = vec!["example.com".into()];
+        access.rules = vec![
+            rule(
+                "reports-read",
+                PathMatch::Prefix("/admin/reports/".into()),
+                &["GET"],
+                Allow::Authenticated,
+            ),
+            rule(
+                "admin",
+                PathMatch::Prefix("/admin/".into()),
+                &[],
+                Allow::Only(admins.clone()),
+            ),
+            rule(
+                "versioned-api",
+                PathMatch::Regex(regex_lite::Regex::new("^/v[0-9]+/docs").unwrap()),
+                &[],
+                Allow::Public,
+            ),
+            rule(
+                "static-upload",
+                PathMatch::Prefix("/static/upload".into()),
+                &["POST"],
+                Allow::Authenticated,
+            ),
+        ];
+        let get = http::Method::GET;
+        let post = http::Method::POST;
+        let d = decide("/admin/reports/q1", &get, &access);
+        assert_eq!((d.route, d.rule_name()), (Route::Protected, "reports-read"));
+        assert_eq!(d.requirements, Some(&NOTHING));
+        let d = decide("/admin/reports/q1", &post, &access);
+        assert_eq!((d.rule_name(), d.requirements), ("admin", Some(&admins)));
+        let d = decide("/adm%69n/users", &get, &access);
+        assert_eq!(d.rule_name(), "admin", "matched on the normalized path");
+        let d = decide("/v2/docs/intro", &get, &access);
+        assert_eq!(
+            (d.route, d.rule_name(), d.requirements),
+            (Route::Public, "versioned-api", None)
+        );
+        assert_eq!(decide("/x/v2/docs", &get, &access).rule_name(), "access");
+        let d = decide("/static/upload", &post, &access);
+        assert_eq!(
+            (d.route, d.rule_name()),
+            (Route::Protected, "static-upload"),
+            "a rule wins over public_paths"
+        );
+        let d = decide("/static/upload", &get, &access);
+        assert_eq!((d.route, d.requirements), (Route::Public, None));
+        let d = decide("/private", &get, &access);
+        assert_eq!(
+            (d.route, d.requirements),
+            (Route::Protected, Some(&access.requirements))
+        );
+        let d = decide("/api/orders", &get, &access);
+        assert_eq!(d.route, Route::Api);
     }
 
     #[test]
@@ -142,8 +266,10 @@ mod tests {
             ("/static%2Fx", Route::Protected),
             ("/%E2%9C%93", Route::Protected),
         ];
+        let policy = policy();
         for (path, expected) in cases {
-            assert_eq!(classify(path, &policy()), expected, "{path}");
+            let decision = decide(path, &http::Method::GET, &policy);
+            assert_eq!(decision.route, expected, "{path}");
         }
     }
 

@@ -1,9 +1,9 @@
-//! Who may get in once authenticated: allowed email domains, emails and groups. A pure
-//! function of the policy and the user's claims.
+//! Who may get in once authenticated: allowed email domains, emails and groups, and claims
+//! with required values. A pure function of the requirements and the user's claims.
 
 use serde_json::Value;
 
-use crate::config::AccessConfig;
+use crate::config::{AccessConfig, Allow, Requirements};
 
 /// The claim at a dotted path (`realm_access.roles`), through nested objects.
 pub(crate) fn claim_at<'c>(
@@ -18,21 +18,30 @@ pub(crate) fn claim_at<'c>(
     Some(value)
 }
 
-/// The claims the policy reads, so sessions keep them.
+/// The claims the policy reads (globally and in every rule), so sessions keep them.
 pub(crate) fn claims_needed(access: &AccessConfig) -> Vec<String> {
-    let mut needed = Vec::new();
-    if !access.allowed_email_domains.is_empty() || !access.allowed_emails.is_empty() {
-        needed.push("email".to_string());
-    }
-    if !access.allowed_groups.is_empty() {
-        needed.push(
-            access
-                .groups_claim
-                .split('.')
-                .next()
-                .unwrap_or("groups")
-                .to_string(),
-        );
+    let rules = access.rules.iter().filter_map(|rule| match &rule.allow {
+        Allow::Only(requirements) => Some(requirements),
+        Allow::Public | Allow::Authenticated => None,
+    });
+    let mut needed: Vec<String> = Vec::new();
+    let mut need = |claim: &str| {
+        let top = claim.split('.').next().unwrap_or(claim).to_string();
+        if !needed.contains(&top) {
+            needed.push(top);
+        }
+    };
+    for requirements in std::iter::once(&access.requirements).chain(rules) {
+        if !requirements.allowed_email_domains.is_empty() || !requirements.allowed_emails.is_empty()
+        {
+            need("email");
+        }
+        if !requirements.allowed_groups.is_empty() {
+            need(&access.groups_claim);
+        }
+        for (claim, _) in &requirements.required_claims {
+            need(claim);
+        }
     }
     needed
 }
@@ -50,31 +59,50 @@ fn email_domain(email: &str) -> Option<(String, String)> {
     plausible.then(|| (email.to_ascii_lowercase(), domain.to_ascii_lowercase()))
 }
 
-/// `Ok` when the user may get in; the reason otherwise.
+/// Whether a claim's value is `wanted`: equal as text (strings, numbers, booleans), or, for a
+/// list, containing it.
+fn has_value(claim: Option<&Value>, wanted: &str) -> bool {
+    let equals = |value: &Value| match value {
+        Value::String(text) => text == wanted,
+        Value::Bool(flag) => wanted == if *flag { "true" } else { "false" },
+        Value::Number(number) => wanted.parse::<serde_json::Number>().ok().as_ref() == Some(number),
+        _ => false,
+    };
+    match claim {
+        Some(Value::Array(items)) => items.iter().any(equals),
+        Some(value) => equals(value),
+        None => false,
+    }
+}
+
+/// `Ok` when the user meets `requirements`; the reason otherwise.
 pub(crate) fn authorize<'c>(
-    access: &AccessConfig,
+    requirements: &Requirements,
+    groups_claim: &str,
     get: impl Fn(&str) -> Option<&'c Value>,
 ) -> Result<(), &'static str> {
-    if !access.allowed_email_domains.is_empty() || !access.allowed_emails.is_empty() {
+    if !requirements.allowed_email_domains.is_empty() || !requirements.allowed_emails.is_empty() {
         let email = get("email").and_then(Value::as_str).and_then(email_domain);
         let allowed = email.is_some_and(|(email, domain)| {
-            access.allowed_emails.contains(&email) || access.allowed_email_domains.contains(&domain)
+            requirements.allowed_emails.contains(&email)
+                || requirements.allowed_email_domains.contains(&domain)
         });
         if !allowed {
             return Err("email not allowed");
         }
     }
-    if !access.allowed_groups.is_empty() {
-        let in_group = match claim_at(&get, &access.groups_claim) {
-            Some(Value::String(group)) => access.allowed_groups.contains(group),
-            Some(Value::Array(groups)) => groups
-                .iter()
-                .filter_map(Value::as_str)
-                .any(|g| access.allowed_groups.iter().any(|a| a == g)),
-            _ => false,
-        };
+    if !requirements.allowed_groups.is_empty() {
+        let in_group = requirements
+            .allowed_groups
+            .iter()
+            .any(|group| has_value(claim_at(&get, groups_claim), group));
         if !in_group {
             return Err("not in an allowed group");
+        }
+    }
+    for (claim, wanted) in &requirements.required_claims {
+        if !has_value(claim_at(&get, claim), wanted) {
+            return Err("a required claim does not have its value");
         }
     }
     Ok(())
@@ -85,21 +113,23 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn policy(domains: &[&str], emails: &[&str], groups: &[&str], claim: &str) -> AccessConfig {
+    fn policy(domains: &[&str], emails: &[&str], groups: &[&str], claim: &str) -> Policy {
         let strings = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
-        AccessConfig {
-            public_paths: Vec::new(),
-            api_paths: Vec::new(),
-            bearer_audiences: Vec::new(),
-            allowed_email_domains: strings(domains),
-            allowed_emails: strings(emails),
-            allowed_groups: strings(groups),
-            groups_claim: claim.to_string(),
-        }
+        Policy(
+            Requirements {
+                allowed_email_domains: strings(domains),
+                allowed_emails: strings(emails),
+                allowed_groups: strings(groups),
+                required_claims: Vec::new(),
+            },
+            claim.to_string(),
+        )
     }
 
-    fn check(access: &AccessConfig, claims: Value) -> Result<(), &'static str> {
-        authorize(access, |name| claims.get(name))
+    struct Policy(Requirements, String);
+
+    fn check(policy: &Policy, claims: Value) -> Result<(), &'static str> {
+        authorize(&policy.0, &policy.1, |name| claims.get(name))
     }
 
     #[test]
@@ -161,5 +191,32 @@ mod tests {
             check(&nested, json!({"realm_access": "app-admin"})),
             Err("not in an allowed group")
         );
+    }
+
+    #[test]
+    fn required_claim_values_match_text_numbers_booleans_and_list_members() {
+        let mut required = policy(&[], &[], &[], "groups");
+        required.0.required_claims = vec![
+            ("tid".into(), "contoso".into()),
+            ("email_verified".into(), "true".into()),
+            ("org.level".into(), "3".into()),
+        ];
+        let good = json!({"tid": "contoso", "email_verified": true, "org": {"level": 3}});
+        assert_eq!(check(&required, good), Ok(()));
+        let listed = json!({"tid": ["fabrikam", "contoso"], "email_verified": "true", "org": {"level": [3]}});
+        assert_eq!(check(&required, listed), Ok(()));
+        for bad in [
+            json!({"tid": "fabrikam", "email_verified": true, "org": {"level": 3}}),
+            json!({"tid": "contoso", "email_verified": false, "org": {"level": 3}}),
+            json!({"tid": "contoso", "email_verified": true, "org": {"level": "3x"}}),
+            json!({"tid": "contoso", "email_verified": true}),
+            json!({"tid": {"name": "contoso"}, "email_verified": true, "org": {"level": 3}}),
+        ] {
+            assert_eq!(
+                check(&required, bad.clone()),
+                Err("a required claim does not have its value"),
+                "{bad}"
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::access::{self, Route};
+use super::access;
 use super::login::LoginError;
 use super::{Auth, invalid_token, store_unavailable};
 use super::{Gateway, Outcome, redirect, response, return_url, with_cookies};
@@ -262,31 +262,51 @@ impl Gateway {
                     .map(|uri| uri.split(['?', '#']).next().unwrap_or("/").to_string())
             })
             .flatten();
-        let route = match &original {
+        // Per-path rules may name methods: the original one, from the same trusted proxies.
+        let method = peer
+            .trusted
+            .then(|| {
+                ["x-forwarded-method", "x-original-method"]
+                    .iter()
+                    .find_map(|name| headers.get(*name))
+                    .and_then(|v| http::Method::from_bytes(v.as_bytes()).ok())
+            })
+            .flatten()
+            .unwrap_or(http::Method::GET);
+        let decision = match &original {
             Some(path) if access::is_ambiguous(path) => {
                 let body = json(StatusCode::BAD_REQUEST, &json!({"error": "bad_path"}));
                 return (body, Outcome::answered("auth", "ambiguous forwarded path"));
             }
-            Some(path) => access::classify(path, &self.access),
-            None => Route::Protected,
+            Some(path) => Some(access::decide(path, &method, &self.access)),
+            // No path to go by: the global requirements.
+            None => None,
         };
-        if route == Route::Public {
-            return (
-                accepted(http::HeaderMap::new(), Vec::new()),
-                Outcome::answered("auth", "public"),
-            );
-        }
+        let requirements = match decision {
+            Some(decision) => match decision.requirements {
+                Some(requirements) => requirements,
+                None => {
+                    return (
+                        accepted(http::HeaderMap::new(), Vec::new()),
+                        Outcome::answered("auth", "public"),
+                    );
+                }
+            },
+            None => &self.access.requirements,
+        };
+        let rule = decision.map_or("access", |d| d.rule_name());
         let now = self.deps.clock.now();
-        match self.authenticate(&headers, now).await {
+        match self.authenticate(&headers, now, requirements).await {
             Auth::Identified {
                 cookies,
                 verdict: Err(reason),
                 ..
             } => {
+                tracing::info!(target: "sessiongate::access", rule, reason, "access denied");
                 let body = json(StatusCode::FORBIDDEN, &json!({"error": "forbidden"}));
                 (
                     with_cookies(body, cookies),
-                    Outcome::answered("auth", reason),
+                    Outcome::answered("auth", format!("{reason} (rule {rule})")),
                 )
             }
             Auth::Identified {

@@ -27,7 +27,7 @@ use ipnet::IpNet;
 use tokio::time::Instant;
 
 use crate::Deps;
-use crate::config::{AccessConfig, Config, OnTokenExpiry};
+use crate::config::{AccessConfig, Config, OnTokenExpiry, Requirements};
 use crate::oidc::Provider;
 use crate::proxy::headers::{self, Peer};
 use crate::proxy::{Forward, Tunnels, Upstream};
@@ -283,8 +283,9 @@ impl Gateway {
             let endpoint = endpoint.to_string();
             return self.endpoint(&endpoint, request, peer, html).await;
         }
-        let route = access::classify(path, &self.access);
-        if route == Route::Public {
+        let decision = access::decide(path, request.method(), &self.access);
+        let route = decision.route;
+        let Some(requirements) = decision.requirements else {
             return self
                 .forward(
                     request,
@@ -296,16 +297,21 @@ impl Gateway {
                     html,
                 )
                 .await;
-        }
+        };
 
         let now = self.deps.clock.now();
-        match self.authenticate(request.headers(), now).await {
+        match self
+            .authenticate(request.headers(), now, requirements)
+            .await
+        {
             Auth::Identified {
                 cookies,
                 verdict: Err(reason),
                 ..
             } => {
-                tracing::info!(target: "sessiongate::access", reason, "access denied");
+                let rule = decision.rule_name();
+                tracing::info!(target: "sessiongate::access", rule, reason, "access denied");
+                let reason = format!("{reason} (rule {rule})");
                 let body = response::error(
                     StatusCode::FORBIDDEN,
                     "forbidden",
@@ -322,6 +328,7 @@ impl Gateway {
                 cookies,
                 verdict: Ok(()),
             } => {
+                tracing::debug!(target: "sessiongate::access", rule = decision.rule_name(), "access granted");
                 self.forward(request, peer, client_ip, route, identity, cookies, html)
                     .await
             }
@@ -360,7 +367,12 @@ impl Gateway {
 
     /// Who the request is: a bearer token's or a session's identity (refreshing and sliding
     /// the session on the way), or nobody, with the cookies the response must carry.
-    pub(super) async fn authenticate(&self, headers: &HeaderMap, now: u64) -> Auth {
+    pub(super) async fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        now: u64,
+        requirements: &Requirements,
+    ) -> Auth {
         if !self.access.bearer_audiences.is_empty() {
             if let Some(token) = bearer_token(headers) {
                 let token = token.to_string();
@@ -378,7 +390,10 @@ impl Gateway {
                             .unwrap_or_default();
                         let identity =
                             identity::assert_claims(subject, |name| claims.get(name), &self.claims);
-                        let verdict = authorize::authorize(&self.access, |name| claims.get(name));
+                        let verdict =
+                            authorize::authorize(requirements, &self.access.groups_claim, |name| {
+                                claims.get(name)
+                            });
                         Auth::Identified {
                             identity,
                             cookies: Vec::new(),
@@ -442,7 +457,9 @@ impl Gateway {
                 }
             }
         }
-        let verdict = authorize::authorize(&self.access, |name| session.claims.get(name));
+        let verdict = authorize::authorize(requirements, &self.access.groups_claim, |name| {
+            session.claims.get(name)
+        });
         Auth::Identified {
             identity: identity::assert(&session, &self.claims),
             cookies,

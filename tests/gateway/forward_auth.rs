@@ -78,3 +78,46 @@ async fn a_spoofed_forwarded_uri_from_an_untrusted_peer_cannot_pick_a_public_pat
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     world.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn per_path_rules_apply_to_the_forwarded_path_and_method() {
+    let world = world(
+        "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n\
+         [[access.rule]]\nname = \"read\"\npath = \"/reports/\"\nmethods = [\"GET\"]\nallow = \"authenticated\"\n\
+         [[access.rule]]\nname = \"write\"\npath = \"/reports/\"\nallowed_groups = [\"finance\"]\n\
+         [[access.rule]]\npath = \"/open/\"\nallow = \"public\"\n",
+    )
+    .await;
+    let mut browser = Browser::new();
+    let open = browser
+        .request(
+            "GET",
+            &world.gateway.url("/oauth2/auth"),
+            &[("x-forwarded-uri", "/open/page")],
+            full(""),
+        )
+        .await;
+    assert_eq!(open.status, StatusCode::ACCEPTED, "public by rule");
+    log_in(&mut browser, &world, "/").await;
+    let mut ask = async |method: &str| {
+        browser
+            .request(
+                "GET",
+                &world.gateway.url("/oauth2/auth"),
+                &[
+                    ("x-forwarded-uri", "/reports/q1"),
+                    ("x-forwarded-method", method),
+                ],
+                full(""),
+            )
+            .await
+            .status
+    };
+    assert_eq!(ask("GET").await, StatusCode::ACCEPTED);
+    assert_eq!(
+        ask("POST").await,
+        StatusCode::FORBIDDEN,
+        "alice is not in finance"
+    );
+    world.gateway.shutdown().await;
+}
