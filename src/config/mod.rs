@@ -150,6 +150,8 @@ pub struct AccessConfig {
     pub api_paths: Vec<String>,
     /// Audiences a bearer JWT may name; empty: bearer tokens are not accepted.
     pub bearer_audiences: Vec<String>,
+    /// Opaque bearer tokens are introspected (RFC 7662), answers cached this long.
+    pub bearer_introspection: Option<Duration>,
     /// What every authenticated user must satisfy where no rule says otherwise.
     pub requirements: Requirements,
     /// Dotted path into the claims.

@@ -134,6 +134,8 @@ pub(crate) struct Rule {
 #[serde(deny_unknown_fields)]
 pub(crate) struct Bearer {
     pub(crate) audiences: Option<Vec<String>>,
+    pub(crate) introspection: Option<bool>,
+    pub(crate) introspection_cache: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -354,6 +354,18 @@ pub(crate) const KEYS: &[Key] = &[
         "Accept `Authorization: Bearer` JWTs from the provider whose `aud` names one of these; empty: bearer tokens are not accepted.",
     ),
     key(
+        "access.bearer.introspection",
+        Bool,
+        "false",
+        "Check opaque (non-JWT) bearer tokens at the provider's introspection endpoint (RFC 7662).",
+    ),
+    key(
+        "access.bearer.introspection_cache",
+        Str,
+        "60s",
+        "How long an introspection answer is reused (never past the token's `exp`).",
+    ),
+    key(
         "access.api_paths",
         List,
         "[]",

@@ -783,10 +783,23 @@ fn access(raw: raw::Access, p: &mut Problems) -> AccessConfig {
             );
         }
     }
+    let cache = duration(
+        p,
+        "access.bearer.introspection_cache",
+        raw.bearer.introspection_cache,
+    );
+    let bearer_introspection = raw.bearer.introspection.unwrap_or(false).then_some(cache);
+    if bearer_introspection.is_some() && bearer_audiences.is_empty() {
+        p.at(
+            "access.bearer.introspection",
+            "needs access.bearer.audiences: the audiences an introspected token may be for",
+        );
+    }
     AccessConfig {
         public_paths: paths(p, "access.public_paths", raw.public_paths),
         api_paths: paths(p, "access.api_paths", raw.api_paths),
         bearer_audiences,
+        bearer_introspection,
         requirements,
         groups_claim: raw
             .groups_claim

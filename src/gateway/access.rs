@@ -163,6 +163,7 @@ mod tests {
             public_paths: vec!["/static/".into(), "/favicon.ico".into(), "/health".into()],
             api_paths: vec!["/api/".into(), "/static/api/".into()],
             bearer_audiences: Vec::new(),
+            bearer_introspection: None,
             requirements: Requirements::default(),
             groups_claim: "groups".into(),
             rules: Vec::new(),

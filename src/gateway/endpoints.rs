@@ -328,6 +328,13 @@ impl Gateway {
                 );
                 (body, Outcome::answered("auth", reason))
             }
+            Auth::ProviderUnavailable(reason) => {
+                let body = json(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    &json!({"error": "idp_unavailable"}),
+                );
+                (body, Outcome::answered("auth", reason))
+            }
             Auth::Reauthenticate { cookies } | Auth::Anonymous { cookies, .. } => {
                 let mut body = json(
                     StatusCode::UNAUTHORIZED,

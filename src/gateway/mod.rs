@@ -55,6 +55,8 @@ pub(crate) struct Gateway {
     max_stale: Option<Duration>,
     on_token_expiry: OnTokenExpiry,
     rp_initiated_logout: bool,
+    /// Answers about opaque bearer tokens, when they are introspected.
+    introspection: Option<crate::oidc::IntrospectionCache>,
     /// `public_url` without its trailing `/`, for post-logout redirects.
     origin: String,
     client_id: String,
@@ -82,6 +84,8 @@ pub(super) enum Auth {
     },
     /// The session store cannot be asked (Redis away): nobody can be told apart.
     StoreUnavailable(String),
+    /// A bearer token the provider must vouch for, and the provider cannot be asked.
+    ProviderUnavailable(String),
 }
 
 /// What happened to a request, for its log line.
@@ -192,6 +196,10 @@ impl Gateway {
             max_stale: config.session.max_stale,
             on_token_expiry: config.session.on_token_expiry,
             rp_initiated_logout: config.logout.rp_initiated,
+            introspection: config
+                .access
+                .bearer_introspection
+                .map(crate::oidc::IntrospectionCache::new),
             origin: config
                 .server
                 .public_url
@@ -362,6 +370,15 @@ impl Gateway {
                 store_unavailable(html),
                 Outcome::answered(route.label(), reason),
             ),
+            Auth::ProviderUnavailable(reason) => (
+                response::error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "idp_unavailable",
+                    "The identity provider cannot check the token now. Try again in a moment.",
+                    html,
+                ),
+                Outcome::answered(route.label(), reason),
+            ),
         }
     }
 
@@ -376,13 +393,7 @@ impl Gateway {
         if !self.access.bearer_audiences.is_empty() {
             if let Some(token) = bearer_token(headers) {
                 let token = token.to_string();
-                let audiences = &self.access.bearer_audiences;
-                return match self
-                    .login
-                    .provider
-                    .validate_bearer(&token, audiences, now)
-                    .await
-                {
+                return match self.bearer_claims(&token, now).await {
                     Ok(claims) => {
                         let subject = claims
                             .get("sub")
@@ -399,6 +410,9 @@ impl Gateway {
                             cookies: Vec::new(),
                             verdict,
                         }
+                    }
+                    Err(e @ crate::oidc::BearerError::Unavailable) => {
+                        Auth::ProviderUnavailable(e.to_string())
                     }
                     Err(e) => Auth::BadBearer(e.to_string()),
                 };
@@ -464,6 +478,29 @@ impl Gateway {
             identity: identity::assert(&session, &self.claims),
             cookies,
             verdict,
+        }
+    }
+
+    /// A bearer token's claims: a JWT checked here, an opaque token (no JWT shape) asked
+    /// about at the provider when introspection is on, through the cache.
+    async fn bearer_claims(
+        &self,
+        token: &str,
+        now: u64,
+    ) -> Result<serde_json::Map<String, serde_json::Value>, crate::oidc::BearerError> {
+        let audiences = &self.access.bearer_audiences;
+        let provider = &self.login.provider;
+        let is_jwt = token.split('.').count() == 3;
+        match &self.introspection {
+            Some(cache) if !is_jwt => {
+                if let Some(answer) = cache.get(token, now) {
+                    return answer;
+                }
+                let answer = provider.introspect(token, audiences, now).await;
+                cache.put(token, &answer, now);
+                answer
+            }
+            _ => provider.validate_bearer(token, audiences, now).await,
         }
     }
 

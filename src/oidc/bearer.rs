@@ -6,10 +6,16 @@ use serde_json::{Map, Value};
 
 use super::id_token::number;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub(crate) enum BearerError {
     #[error("the token is not a valid JWT from the identity provider")]
     Unverified,
+    /// RFC 7662 §2.2: `active: false` (revoked, expired, or never issued).
+    #[error("the token is not active")]
+    Inactive,
+    /// The introspection endpoint could not be asked: not the client's fault.
+    #[error("the identity provider cannot check the token now")]
+    Unavailable,
     #[error("the token is from another issuer")]
     WrongIssuer,
     #[error("the token is not for this API")]

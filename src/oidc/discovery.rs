@@ -14,6 +14,9 @@ pub(crate) struct Metadata {
     pub(crate) jwks_uri: Url,
     #[serde(default)]
     pub(crate) end_session_endpoint: Option<Url>,
+    /// RFC 7662, announced as in RFC 8414 (Keycloak, Okta and others include it).
+    #[serde(default)]
+    pub(crate) introspection_endpoint: Option<Url>,
     #[serde(default)]
     pub(crate) id_token_signing_alg_values_supported: Vec<String>,
 }

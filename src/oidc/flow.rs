@@ -124,7 +124,29 @@ pub(crate) async fn token_request(
     config: &OidcConfig,
     grant: &[(&str, &str)],
 ) -> Result<TokenResponse, TokenError> {
-    let mut form: Vec<(&str, &str)> = grant.to_vec();
+    let (status, body) = client_post(client, &metadata.token_endpoint, config, grant).await?;
+    if status.is_success() {
+        let raw: RawTokenResponse = serde_json::from_slice(&body).map_err(TokenError::Json)?;
+        return Ok(raw.into());
+    }
+    match serde_json::from_slice::<ErrorResponse>(&body) {
+        Ok(e) => Err(TokenError::Refused {
+            error: e.error,
+            description: e.error_description,
+        }),
+        Err(_) => Err(TokenError::Unexpected { status }),
+    }
+}
+
+/// A form POST to one of the provider's endpoints, authenticated as the client the way
+/// `oidc.token_endpoint_auth` says (token and introspection endpoints alike).
+pub(crate) async fn client_post(
+    client: &IdpClient,
+    url: &Url,
+    config: &OidcConfig,
+    params: &[(&str, &str)],
+) -> Result<(http::StatusCode, bytes::Bytes), HttpError> {
+    let mut form: Vec<(&str, &str)> = params.to_vec();
     let mut authorization = None;
     match (&config.client_secret, config.client_auth) {
         (Some(secret), ClientAuth::Basic) => {
@@ -137,20 +159,7 @@ pub(crate) async fn token_request(
         // A public client identifies itself; PKCE is its proof.
         (None, _) => form.push(("client_id", &config.client_id)),
     }
-    let (status, body) = client
-        .post_form(&metadata.token_endpoint, &form, authorization)
-        .await?;
-    if status.is_success() {
-        let raw: RawTokenResponse = serde_json::from_slice(&body).map_err(TokenError::Json)?;
-        return Ok(raw.into());
-    }
-    match serde_json::from_slice::<ErrorResponse>(&body) {
-        Ok(e) => Err(TokenError::Refused {
-            error: e.error,
-            description: e.error_description,
-        }),
-        Err(_) => Err(TokenError::Unexpected { status }),
-    }
+    client.post_form(url, &form, authorization).await
 }
 
 #[cfg(test)]

@@ -7,11 +7,14 @@ mod discovery;
 mod flow;
 mod http;
 pub mod id_token;
+mod introspection;
 mod jwks;
 mod logout_token;
 mod provider;
 
+pub(crate) use bearer::BearerError;
 pub(crate) use flow::{Attempt, TokenError};
 pub(crate) use id_token::IdTokenError;
+pub(crate) use introspection::IntrospectionCache;
 pub(crate) use logout_token::MAX_AGE as LOGOUT_TOKEN_MAX_AGE;
 pub(crate) use provider::Provider;

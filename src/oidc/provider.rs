@@ -16,6 +16,7 @@ use super::discovery::{self, Metadata};
 use super::flow::{self, Attempt, TokenError, TokenResponse};
 use super::http::IdpClient;
 use super::id_token::{self, Expected, IdTokenError};
+use super::introspection;
 use super::jwks::Jwks;
 use super::logout_token::{self, LogoutClaims, LogoutTokenError};
 use crate::config::OidcConfig;
@@ -264,6 +265,44 @@ impl Provider {
             self.config.clock_skew.as_secs(),
         )?;
         Ok(claims)
+    }
+
+    /// Asks the provider about an opaque bearer token (RFC 7662); its claims when active and
+    /// for one of `audiences`.
+    pub(crate) async fn introspect(
+        &self,
+        token: &str,
+        audiences: &[String],
+        now: u64,
+    ) -> Result<Map<String, Value>, BearerError> {
+        let metadata = self.metadata().ok_or(BearerError::Unavailable)?;
+        // Without the endpoint an opaque token cannot be checked at all.
+        let endpoint = metadata
+            .introspection_endpoint
+            .as_ref()
+            .ok_or(BearerError::Unverified)?;
+        let params = [("token", token), ("token_type_hint", "access_token")];
+        let (status, body) = flow::client_post(&self.client, endpoint, &self.config, &params)
+            .await
+            .map_err(|e| {
+                tracing::warn!(target: "sessiongate::bearer", error = %crate::error_chain(&e), "token introspection failed");
+                BearerError::Unavailable
+            })?;
+        if !status.is_success() {
+            tracing::warn!(target: "sessiongate::bearer", %status, "the introspection endpoint refused the gateway (check the client credentials)");
+            return Err(BearerError::Unavailable);
+        }
+        let response: Map<String, Value> = serde_json::from_slice(&body).map_err(|_| {
+            tracing::warn!(target: "sessiongate::bearer", "the introspection response is not a JSON object");
+            BearerError::Unavailable
+        })?;
+        introspection::check_response(
+            &response,
+            &self.config.issuer,
+            audiences,
+            now,
+            self.config.clock_skew.as_secs(),
+        )
     }
 
     /// The provider's `end_session_endpoint`, for RP-initiated logout.

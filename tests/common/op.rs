@@ -112,6 +112,10 @@ pub struct State {
     pub last_prompt: Option<String>,
     /// The provider's clock: the gateway's manual clock, so token times move with it.
     pub clock: Option<sessiongate::clock::ManualClock>,
+    /// What the introspection endpoint (RFC 7662) answers per token; others are inactive.
+    pub introspection: HashMap<String, Value>,
+    /// How many introspection requests arrived.
+    pub introspection_calls: usize,
     codes: HashMap<String, Grant>,
     /// Live refresh tokens (rotated on every use) and whom they belong to.
     refresh_tokens: HashMap<String, Value>,
@@ -206,6 +210,8 @@ pub async fn start_with_clock(clock: Option<sessiongate::clock::ManualClock>) ->
         last_prompt: None,
         refresh: RefreshBehaviour::Rotate,
         clock,
+        introspection: HashMap::new(),
+        introspection_calls: 0,
         codes: HashMap::new(),
         refresh_tokens: HashMap::new(),
         counter: 0,
@@ -297,6 +303,7 @@ async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Res
                     "token_endpoint": format!("{base}/token"),
                     "jwks_uri": format!("{base}/jwks"),
                     "end_session_endpoint": format!("{base}/logout"),
+                    "introspection_endpoint": format!("{base}/introspect"),
                     "id_token_signing_alg_values_supported": state.algs_supported,
                     "code_challenge_methods_supported": ["S256"],
                 }),
@@ -346,6 +353,38 @@ async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Res
                 .header("location", location.as_str())
                 .body(full(""))
                 .expect("response")
+        }
+        "/introspect" => {
+            let basic = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let form: HashMap<String, String> =
+                url::form_urlencoded::parse(&body).into_owned().collect();
+            let expected = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD
+                    .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+            );
+            if basic.as_deref() != Some(expected.as_str()) {
+                return json_response(401, json!({"error": "invalid_client"}));
+            }
+            let mut state = state.lock().expect("state");
+            state.introspection_calls += 1;
+            let token = form.get("token").cloned().unwrap_or_default();
+            let answer = state
+                .introspection
+                .get(&token)
+                .cloned()
+                .unwrap_or_else(|| json!({"active": false}));
+            json_response(200, answer)
         }
         "/token" => {
             token_calls.fetch_add(1, Ordering::SeqCst);

@@ -122,3 +122,115 @@ async fn without_configured_audiences_bearer_tokens_are_not_accepted() {
     assert_eq!(headers["www-authenticate"], "Bearer");
     world.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_bearer_token_and_a_cookie_session_of_the_same_user_give_the_same_identity_headers() {
+    let world = world(BEARER).await;
+    let mut browser = crate::common::browser::Browser::new();
+    crate::login::log_in(&mut browser, &world, "/").await;
+    let by_cookie = Echo::parse(
+        &browser
+            .navigate(&world.gateway.url("/api/orders"))
+            .await
+            .body,
+    );
+    let user = json!({
+        "sub": "alice", "email": "alice@example.com", "preferred_username": "alice",
+        "groups": ["staff", "admins"],
+    });
+    let bearer = format!("Bearer {}", token(&world, user, Signing::Normal));
+    let (status, _, body) = call(&world, &bearer).await;
+    assert_eq!(status, StatusCode::OK);
+    let by_bearer = Echo::parse(&body);
+    let identity = |echo: &Echo| {
+        let mut headers: Vec<(String, Vec<String>)> = echo
+            .header_names()
+            .into_iter()
+            .filter(|name| {
+                name.starts_with("x-forwarded-")
+                    && !["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"]
+                        .contains(&name.as_str())
+            })
+            .map(|name| (name.clone(), echo.header(&name)))
+            .collect();
+        headers.sort();
+        headers
+    };
+    assert!(
+        identity(&by_cookie).len() >= 4,
+        "user, email, username and groups: {:?}",
+        identity(&by_cookie)
+    );
+    assert_eq!(identity(&by_bearer), identity(&by_cookie));
+    world.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn opaque_tokens_are_introspected_with_a_short_cache() {
+    let world = world(&format!(
+        "{BEARER}introspection = true\nintrospection_cache = \"60s\"\n"
+    ))
+    .await;
+    let now = world.clock.now();
+    world.op.with(|s| {
+        s.introspection.insert(
+            "opaque-active".into(),
+            json!({"active": true, "sub": "job-7", "email": "job7@example.com",
+                   "aud": "api://legacy", "exp": now + 3600}),
+        );
+        s.introspection.insert(
+            "opaque-other-api".into(),
+            json!({"active": true, "sub": "job-8", "aud": "api://other"}),
+        );
+    });
+    let calls = || world.op.with(|s| s.introspection_calls);
+
+    let (status, _, body) = call(&world, "Bearer opaque-active").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(Echo::parse(&body).header("x-forwarded-user"), vec!["job-7"]);
+    assert_eq!(call(&world, "Bearer opaque-active").await.0, StatusCode::OK);
+    assert_eq!(calls(), 1, "the second request is answered from the cache");
+
+    let (status, headers, _) = call(&world, "Bearer opaque-revoked").await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(
+        headers["www-authenticate"]
+            .to_str()
+            .unwrap()
+            .contains("not active"),
+        "{headers:?}"
+    );
+    assert_eq!(
+        call(&world, "Bearer opaque-other-api").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(calls(), 3);
+
+    // A JWT is still checked locally.
+    let jwt = format!("Bearer {}", token(&world, json!({}), Signing::Normal));
+    assert_eq!(call(&world, &jwt).await.0, StatusCode::OK);
+    assert_eq!(calls(), 3);
+
+    // Revoked at the provider: believed once the cached answer is older than the cache time.
+    world.op.with(|s| {
+        s.introspection.remove("opaque-active");
+    });
+    assert_eq!(call(&world, "Bearer opaque-active").await.0, StatusCode::OK);
+    world.clock.advance(std::time::Duration::from_secs(61));
+    assert_eq!(
+        call(&world, "Bearer opaque-active").await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(calls(), 4);
+
+    // A provider that cannot be asked is no reason to call the client's token invalid.
+    world
+        .op
+        .down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        call(&world, "Bearer opaque-new").await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+    world.gateway.shutdown().await;
+}
