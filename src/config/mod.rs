@@ -142,6 +142,11 @@ pub struct HeadersConfig {
     pub claims: Vec<(http::HeaderName, String)>,
     /// Extra names removed from every incoming request.
     pub strip: Vec<http::HeaderName>,
+    /// The header carrying the gateway's signed identity assertion; `None`: not sent.
+    pub assertion: Option<http::HeaderName>,
+    /// The assertion's `aud`; `None`: the upstream's origin.
+    pub assertion_audience: Option<String>,
+    pub assertion_lifetime: Duration,
 }
 
 #[derive(Debug, Clone)]

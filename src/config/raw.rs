@@ -98,6 +98,9 @@ pub(crate) struct Session {
 pub(crate) struct Headers {
     pub(crate) claims: Option<BTreeMap<String, String>>,
     pub(crate) strip: Option<Vec<String>>,
+    pub(crate) assertion: Option<String>,
+    pub(crate) assertion_audience: Option<String>,
+    pub(crate) assertion_lifetime: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

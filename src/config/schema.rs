@@ -342,6 +342,24 @@ pub(crate) const KEYS: &[Key] = &[
         "More header names to remove from every incoming request.",
     ),
     key(
+        "headers.assertion",
+        Str,
+        "",
+        "Also send a short-lived JWT signed by the gateway (EdDSA, keys at `/oauth2/jwks`) in this header, e.g. `X-Sessiongate-Assertion`; empty: not sent.",
+    ),
+    key(
+        "headers.assertion_audience",
+        Str,
+        "",
+        "The assertion's `aud`; default: the upstream's origin.",
+    ),
+    key(
+        "headers.assertion_lifetime",
+        Str,
+        "60s",
+        "How long an assertion is valid after it is made.",
+    ),
+    key(
         "access.public_paths",
         List,
         "[]",

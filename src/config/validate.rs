@@ -732,7 +732,25 @@ fn headers(raw: raw::Headers, p: &mut Problems) -> HeadersConfig {
         .enumerate()
         .filter_map(|(i, name)| header_name(p, &format!("headers.strip[{i}]"), name))
         .collect();
-    HeadersConfig { claims, strip }
+    let assertion = raw
+        .assertion
+        .filter(|name| !name.is_empty())
+        .and_then(|name| header_name(p, "headers.assertion", &name));
+    if let Some(name) = &assertion {
+        if NOT_IDENTITY_HEADERS.contains(&name.as_str()) || claims.iter().any(|(h, _)| h == name) {
+            p.at(
+                "headers.assertion",
+                "must be a header of its own, not a managed or claim header",
+            );
+        }
+    }
+    HeadersConfig {
+        claims,
+        strip,
+        assertion,
+        assertion_audience: raw.assertion_audience.filter(|a| !a.is_empty()),
+        assertion_lifetime: positive(p, "headers.assertion_lifetime", raw.assertion_lifetime),
+    }
 }
 
 fn paths(p: &mut Problems, path: &str, values: Option<Vec<String>>) -> Vec<String> {

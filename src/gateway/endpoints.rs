@@ -62,6 +62,17 @@ impl Gateway {
             }
             "/backchannel_logout" => self.backchannel_logout(request).await,
             "/auth" => self.forward_auth(request.headers().clone(), peer).await,
+            "/jwks" if self.assertion.is_some() => {
+                let keys = self
+                    .assertion
+                    .as_ref()
+                    .map(|a| a.jwks())
+                    .unwrap_or_default();
+                (
+                    json(StatusCode::OK, &keys),
+                    Outcome::answered("endpoint", "jwks"),
+                )
+            }
             _ => (
                 response::error(
                     StatusCode::NOT_FOUND,

@@ -53,7 +53,8 @@ impl IdentityHeaders {
             .claims
             .iter()
             .map(|(name, _)| name)
-            .chain(&config.strip);
+            .chain(&config.strip)
+            .chain(&config.assertion);
         folded.extend(configured.map(|name| fold(name.as_str())));
         folded.sort();
         folded.dedup();
@@ -81,18 +82,10 @@ impl IdentityHeaders {
     }
 }
 
-/// The identity headers for a session: one per configured claim the session has. Arrays are
-/// joined with `,`; a missing claim leaves its header out; a value that cannot be a header
-/// (control characters) is left out and logged, never sent mangled.
-pub(crate) fn assert(
-    session: &crate::session::model::Session,
-    claims: &[(HeaderName, String)],
-) -> HeaderMap {
-    assert_claims(&session.subject, |name| session.claims.get(name), claims)
-}
-
 /// The identity headers for a subject whose claims `get` looks up (a session's, or a
-/// bearer token's).
+/// bearer token's): one per configured claim the user has. Arrays are joined with `,`; a
+/// missing claim leaves its header out; a value that cannot be a header (control
+/// characters) is left out and logged, never sent mangled.
 pub(crate) fn assert_claims<'c>(
     subject: &str,
     get: impl Fn(&str) -> Option<&'c serde_json::Value>,
@@ -143,6 +136,9 @@ mod tests {
                 .map(|n| (name(n), "sub".to_string()))
                 .collect(),
             strip: strip.iter().map(name).collect(),
+            assertion: None,
+            assertion_audience: None,
+            assertion_lifetime: std::time::Duration::from_secs(60),
         })
     }
 
@@ -195,7 +191,7 @@ mod tests {
             (name("x-missing"), "nickname".to_string()),
             (name("x-evil"), "evil".to_string()),
         ];
-        let headers = assert(&session, &claims);
+        let headers = assert_claims(&session.subject, |name| session.claims.get(name), &claims);
         assert_eq!(headers["x-user"], "user-1");
         assert_eq!(headers["x-email"], "a@example.com");
         assert_eq!(headers["x-groups"], "staff,admins");

@@ -6,6 +6,7 @@
 //! `session` the cookie format.
 
 pub(crate) mod access;
+mod assertion;
 mod authorize;
 mod endpoints;
 pub(crate) mod identity;
@@ -55,6 +56,8 @@ pub(crate) struct Gateway {
     max_stale: Option<Duration>,
     on_token_expiry: OnTokenExpiry,
     rp_initiated_logout: bool,
+    /// The signed identity assertion, when `headers.assertion` is set.
+    assertion: Option<assertion::Assertion>,
     /// Answers about opaque bearer tokens, when they are introspected.
     introspection: Option<crate::oidc::IntrospectionCache>,
     /// `public_url` without its trailing `/`, for post-logout redirects.
@@ -153,8 +156,24 @@ impl Gateway {
             .iter()
             .map(|(_, claim)| claim.clone())
             .collect();
-        // The session keeps the claims the access rules read too.
-        for claim in authorize::claims_needed(&config.access) {
+        // The session keeps the claims the access rules and the assertion read too.
+        let assertion_claims = config.headers.assertion.as_ref().map_or(Vec::new(), |_| {
+            let groups = config
+                .access
+                .groups_claim
+                .split('.')
+                .next()
+                .unwrap_or("groups");
+            assertion::CLAIMS
+                .iter()
+                .map(|c| c.to_string())
+                .chain([groups.to_string()])
+                .collect()
+        });
+        for claim in authorize::claims_needed(&config.access)
+            .into_iter()
+            .chain(assertion_claims)
+        {
             if !header_claims.contains(&claim) {
                 header_claims.push(claim);
             }
@@ -200,6 +219,25 @@ impl Gateway {
                 .access
                 .bearer_introspection
                 .map(crate::oidc::IntrospectionCache::new),
+            assertion: config.headers.assertion.clone().map(|header| {
+                assertion::Assertion::new(
+                    header,
+                    config
+                        .server
+                        .public_url
+                        .as_str()
+                        .trim_end_matches('/')
+                        .to_string(),
+                    config
+                        .headers
+                        .assertion_audience
+                        .clone()
+                        .unwrap_or_else(|| config.upstream.url.origin().ascii_serialization()),
+                    config.headers.assertion_lifetime,
+                    config.access.groups_claim.clone(),
+                    &config.session.secrets,
+                )
+            }),
             origin: config
                 .server
                 .public_url
@@ -399,8 +437,7 @@ impl Gateway {
                             .get("sub")
                             .and_then(serde_json::Value::as_str)
                             .unwrap_or_default();
-                        let identity =
-                            identity::assert_claims(subject, |name| claims.get(name), &self.claims);
+                        let identity = self.identity_headers(subject, |name| claims.get(name), now);
                         let verdict =
                             authorize::authorize(requirements, &self.access.groups_claim, |name| {
                                 claims.get(name)
@@ -475,10 +512,27 @@ impl Gateway {
             session.claims.get(name)
         });
         Auth::Identified {
-            identity: identity::assert(&session, &self.claims),
+            identity: self.identity_headers(&session.subject, |name| session.claims.get(name), now),
             cookies,
             verdict,
         }
+    }
+
+    /// The headers that tell the application who this is: one per configured claim, and the
+    /// signed assertion when configured.
+    fn identity_headers<'c>(
+        &self,
+        subject: &str,
+        get: impl Fn(&str) -> Option<&'c serde_json::Value> + Copy,
+        now: u64,
+    ) -> HeaderMap {
+        let mut headers = identity::assert_claims(subject, get, &self.claims);
+        if let Some(assertion) = &self.assertion {
+            if let Some(value) = assertion.sign(subject, get, now) {
+                headers.insert(assertion.header().clone(), value);
+            }
+        }
+        headers
     }
 
     /// A bearer token's claims: a JWT checked here, an opaque token (no JWT shape) asked

@@ -110,3 +110,57 @@ async fn stripping_happens_on_paths_that_never_reach_the_upstream_too() {
     }
     gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_signed_assertion_verifies_with_the_published_keys_and_cannot_be_forged() {
+    let world = crate::login::world("[headers]\nassertion = \"X-Sessiongate-Assertion\"\n").await;
+    let mut browser = crate::common::browser::Browser::new();
+    crate::login::log_in(&mut browser, &world, "/").await;
+    let reply = browser.navigate(&world.gateway.url("/echo")).await;
+    let echo = Echo::parse(&reply.body);
+    let token = echo.header("x-sessiongate-assertion");
+    assert_eq!(token.len(), 1, "one assertion per request");
+
+    let (status, _, jwks) = common::get(&world.gateway.url("/oauth2/jwks")).await;
+    assert_eq!(status, http::StatusCode::OK);
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_slice(&jwks).expect("a JWK set");
+    let header = jsonwebtoken::decode_header(&token[0]).expect("a JWT header");
+    let jwk = jwks
+        .find(header.kid.as_deref().expect("a kid"))
+        .expect("the signing key is published");
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    validation.set_audience(&[format!("http://{}", world.upstream.addr)]);
+    validation.set_issuer(&[world.gateway.url("")]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(
+        &token[0],
+        &jsonwebtoken::DecodingKey::from_jwk(jwk).expect("a key"),
+        &validation,
+    )
+    .expect("the assertion verifies")
+    .claims;
+    assert_eq!(claims["sub"], "alice");
+    assert_eq!(claims["email"], "alice@example.com");
+    assert_eq!(claims["groups"], serde_json::json!(["staff", "admins"]));
+
+    // A client's own copy never reaches the application, on any path.
+    let forged = browser
+        .request(
+            "GET",
+            &world.gateway.url("/static/x"),
+            &[
+                ("x-sessiongate-assertion", "forged"),
+                ("x_sessiongate_assertion", "forged"),
+            ],
+            common::full(""),
+        )
+        .await;
+    let echo = Echo::parse(&forged.body);
+    assert!(
+        echo.header_names()
+            .iter()
+            .all(|n| !n.contains("sessiongate-assertion") && !n.contains("sessiongate_assertion")),
+        "{:?}",
+        echo.header_names()
+    );
+    world.gateway.shutdown().await;
+}
