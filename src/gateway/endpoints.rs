@@ -6,10 +6,10 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use http::{Request, Response, StatusCode};
 use serde_json::{Value, json};
 
-use super::access;
 use super::login::LoginError;
 use super::{Auth, invalid_token, store_unavailable};
 use super::{Gateway, Outcome, redirect, response, return_url, with_cookies};
+use super::{access, navigation};
 use crate::proxy::headers::Peer;
 use crate::session::model as sessions;
 use crate::session::store::Lookup;
@@ -61,7 +61,13 @@ impl Gateway {
                 self.sign_out(request.headers(), &rd, html).await
             }
             "/backchannel_logout" => self.backchannel_logout(request).await,
-            "/auth" => self.forward_auth(request.headers().clone(), peer).await,
+            "/auth" => {
+                // Proxies that hand a non-2xx answer to the browser as it is (Traefik) want
+                // the login redirect itself rather than a 401.
+                let redirect = query_param(&request, "login").as_deref() == Some("redirect");
+                self.forward_auth(request.headers().clone(), peer, redirect)
+                    .await
+            }
             "/jwks" if self.assertion.is_some() => {
                 let keys = self
                     .assertion
@@ -262,17 +268,21 @@ impl Gateway {
         &self,
         headers: http::HeaderMap,
         peer: Peer,
+        login_redirect: bool,
     ) -> (Response<Body>, Outcome) {
-        let original = peer
+        let target = peer
             .trusted
             .then(|| {
                 ["x-forwarded-uri", "x-original-uri"]
                     .iter()
                     .find_map(|name| headers.get(*name))
                     .and_then(|v| v.to_str().ok())
-                    .map(|uri| uri.split(['?', '#']).next().unwrap_or("/").to_string())
+                    .map(str::to_string)
             })
             .flatten();
+        let original = target
+            .as_deref()
+            .map(|uri| uri.split(['?', '#']).next().unwrap_or("/").to_string());
         // Per-path rules may name methods: the original one, from the same trusted proxies.
         let method = peer
             .trusted
@@ -345,6 +355,21 @@ impl Gateway {
                     &json!({"error": "idp_unavailable"}),
                 );
                 (body, Outcome::answered("auth", reason))
+            }
+            Auth::Reauthenticate { cookies } | Auth::Anonymous { cookies, .. }
+                if login_redirect
+                    && self.login.provider.is_ready()
+                    && navigation::is_navigation(&method, &headers) =>
+            {
+                let return_to = return_url::safe_return_path(target.as_deref().unwrap_or("/"));
+                self.start_login(
+                    &headers,
+                    &return_to,
+                    false,
+                    cookies,
+                    "auth",
+                    "unauthenticated",
+                )
             }
             Auth::Reauthenticate { cookies } | Auth::Anonymous { cookies, .. } => {
                 let mut body = json(

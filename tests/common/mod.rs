@@ -278,13 +278,24 @@ pub async fn start(config: Config) -> Gateway {
     start_with(config, sessiongate::Deps::system()).await
 }
 
-pub async fn start_with(mut config: Config, deps: sessiongate::Deps) -> Gateway {
+pub async fn start_with(config: Config, deps: sessiongate::Deps) -> Gateway {
+    start_inner(config, deps, true).await
+}
+
+/// As [`start_with`], keeping the configured `public_url` (a proxy in front answers there).
+pub async fn start_behind(config: Config, deps: sessiongate::Deps) -> Gateway {
+    start_inner(config, deps, false).await
+}
+
+async fn start_inner(mut config: Config, deps: sessiongate::Deps, own_url: bool) -> Gateway {
     let main = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind gateway");
     let addr = main.local_addr().expect("gateway addr");
-    // The browser must come back to this very gateway after login.
-    config.server.public_url = format!("http://{addr}").parse().expect("url");
+    if own_url {
+        // The browser must come back to this very gateway after login.
+        config.server.public_url = format!("http://{addr}").parse().expect("url");
+    }
     let admin_listener = match config.server.admin_listen {
         Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
         None => None,

@@ -234,3 +234,41 @@ async fn opaque_tokens_are_introspected_with_a_short_cache() {
     );
     world.gateway.shutdown().await;
 }
+
+/// An API client that calls a few times a day: after two hours away its old token gets a
+/// clear 401, and its new token is served at once, with nothing fetched on the way (the
+/// provider's keys are kept warm by the background refresh, not fetched on demand).
+/// `cargo test --test gateway idle_api_client -- --nocapture` prints the latencies.
+#[tokio::test]
+async fn an_idle_api_client_gets_a_clear_401_then_a_fast_first_request() {
+    let world = world(BEARER).await;
+    let jwks_before = world.op.jwks_hits.load(std::sync::atomic::Ordering::SeqCst);
+    let first = format!("Bearer {}", token(&world, json!({}), Signing::Normal));
+    let started = tokio::time::Instant::now();
+    assert_eq!(call(&world, &first).await.0, StatusCode::OK);
+    let after_start = started.elapsed();
+
+    world
+        .clock
+        .advance(std::time::Duration::from_secs(2 * 3600));
+    let (status, headers, _) = call(&world, &first).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let challenge = headers["www-authenticate"].to_str().unwrap();
+    assert!(
+        challenge.contains("invalid_token") && challenge.contains("expired"),
+        "{challenge}"
+    );
+    let fresh = format!("Bearer {}", token(&world, json!({}), Signing::Normal));
+    let started = tokio::time::Instant::now();
+    assert_eq!(call(&world, &fresh).await.0, StatusCode::OK);
+    let after_idle = started.elapsed();
+    assert_eq!(
+        world.op.jwks_hits.load(std::sync::atomic::Ordering::SeqCst),
+        jwks_before,
+        "no key fetch on an API client's request"
+    );
+    eprintln!(
+        "idle API client: first request after start {after_start:?}, first after 2 h idle {after_idle:?}"
+    );
+    world.gateway.shutdown().await;
+}

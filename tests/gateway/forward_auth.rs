@@ -121,3 +121,35 @@ async fn per_path_rules_apply_to_the_forwarded_path_and_method() {
     );
     world.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_login_redirect_a_navigation_is_sent_to_log_in_and_comes_back() {
+    let world = world("[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n").await;
+    let mut browser = Browser::new();
+    let auth = world.gateway.url("/oauth2/auth?login=redirect");
+    let forwarded = [
+        ("x-forwarded-uri", "/reports/q1?year=2026"),
+        ("x-forwarded-method", "GET"),
+    ];
+    let api = browser.request("GET", &auth, &forwarded, full("")).await;
+    assert_eq!(
+        api.status,
+        StatusCode::UNAUTHORIZED,
+        "not a navigation: 401"
+    );
+    let mut navigation = forwarded.to_vec();
+    navigation.push(("accept", "text/html"));
+    let start = browser.request("GET", &auth, &navigation, full("")).await;
+    assert_eq!(start.status, StatusCode::FOUND);
+    assert!(
+        start.location().starts_with(&world.op.issuer()),
+        "{}",
+        start.location()
+    );
+    let callback = crate::common::op::approve(&start.location()).await;
+    let landed = browser.navigate(&callback).await;
+    assert_eq!(landed.location(), "/reports/q1?year=2026");
+    let allowed = browser.request("GET", &auth, &navigation, full("")).await;
+    assert_eq!(allowed.status, StatusCode::ACCEPTED);
+    world.gateway.shutdown().await;
+}

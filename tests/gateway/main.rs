@@ -11,6 +11,7 @@ mod identity;
 mod limits;
 mod login;
 mod logout;
+mod nginx;
 mod proxy;
 mod redis;
 mod refresh;
