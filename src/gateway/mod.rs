@@ -100,6 +100,22 @@ struct Outcome {
 }
 
 impl Outcome {
+    /// What became of the request, for the metrics.
+    fn kind(&self, status: u16) -> &'static str {
+        let login = self
+            .reason
+            .as_deref()
+            .is_some_and(|r| r.starts_with("login: "));
+        match status {
+            _ if self.upstream_latency.is_some() => "proxied",
+            302 if login => "login_redirect",
+            401 => "unauthenticated",
+            403 => "forbidden",
+            500.. => "error",
+            _ => "answered",
+        }
+    }
+
     fn answered(route: &'static str, reason: impl Into<String>) -> Self {
         Self {
             route,
@@ -270,6 +286,7 @@ impl Gateway {
         peer: SocketAddr,
     ) -> Response<Body> {
         let started = Instant::now();
+        let _in_flight = crate::ops::metrics::InFlight::start();
         // Before anything else reads the request: no path may see a forged identity.
         self.identity.strip(request.headers_mut());
         let method = request.method().clone();
@@ -280,7 +297,10 @@ impl Gateway {
         let (response, outcome) = self.route(request.map(Body::new), peer, client_ip).await;
 
         let status = response.status().as_u16();
-        crate::ops::metrics::request(outcome.route, status);
+        crate::ops::metrics::request(outcome.route, outcome.kind(status), status);
+        if let Some(latency) = outcome.upstream_latency {
+            crate::ops::metrics::upstream_duration(latency);
+        }
         let latency_ms = millis(started.elapsed());
         let upstream_ms = outcome.upstream_latency.map(millis);
         tracing::info!(
@@ -571,6 +591,8 @@ impl Gateway {
                 match reason {
                     "idle timeout" => crate::ops::metrics::session_ended("idle"),
                     "absolute timeout" => crate::ops::metrics::session_ended("absolute"),
+                    "revoked" => crate::ops::metrics::session_ended("revoked"),
+                    "unreadable session cookie" => crate::ops::metrics::session_cookie_rejected(),
                     _ => {}
                 }
                 Ok(Err((clear, reason)))
@@ -677,6 +699,7 @@ impl Gateway {
         let html = response::wants_html(headers);
         match self.login.start(headers, return_to, silent) {
             Ok((url, login_cookies)) => {
+                crate::ops::metrics::login("started");
                 cookies.extend(login_cookies);
                 (
                     redirect(&url, cookies),

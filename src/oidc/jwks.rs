@@ -100,7 +100,9 @@ impl Jwks {
 
     /// Fetches the set now (periodic refresh and startup).
     pub(crate) async fn refresh(&self, client: &IdpClient, uri: &Url) -> Result<(), HttpError> {
-        let set: JwkSet = client.get_json(uri).await?;
+        let set: Result<JwkSet, HttpError> = client.get_json(uri).await;
+        crate::ops::metrics::idp_fetch("jwks", set.is_ok());
+        let set = set?;
         tracing::debug!(keys = set.keys.len(), "JWKS fetched");
         let set = Arc::new(set);
         match self.keys.write() {

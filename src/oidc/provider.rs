@@ -81,8 +81,9 @@ impl Provider {
             &self.config.issuer,
             self.config.discovery_url.as_ref(),
         )
-        .await
-        .map_err(|e| crate::error_chain(&e))?;
+        .await;
+        crate::ops::metrics::idp_fetch("discovery", metadata.is_ok());
+        let metadata = metadata.map_err(|e| crate::error_chain(&e))?;
         self.jwks
             .refresh(&self.client, &metadata.jwks_uri)
             .await

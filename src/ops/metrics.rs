@@ -3,18 +3,26 @@
 
 use std::sync::OnceLock;
 
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
 /// Installs the process-wide recorder on first use (every gateway in a process shares it).
 fn handle() -> Option<&'static PrometheusHandle> {
     HANDLE
-        .get_or_init(|| match PrometheusBuilder::new().install_recorder() {
-            Ok(handle) => Some(handle),
-            Err(e) => {
-                tracing::warn!(error = %e, "metrics are unavailable");
-                None
+        .get_or_init(|| {
+            let built = PrometheusBuilder::new()
+                .set_buckets_for_metric(
+                    Matcher::Full(UPSTREAM_DURATION.to_string()),
+                    UPSTREAM_BUCKETS,
+                )
+                .and_then(PrometheusBuilder::install_recorder);
+            match built {
+                Ok(handle) => Some(handle),
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics are unavailable");
+                    None
+                }
             }
         })
         .as_ref()
@@ -30,8 +38,17 @@ pub(crate) fn render() -> String {
     handle().map(PrometheusHandle::render).unwrap_or_default()
 }
 
-/// A request answered, by route kind and status class.
-pub(crate) fn request(route: &'static str, status: u16) {
+const UPSTREAM_DURATION: &str = "sessiongate_upstream_duration_seconds";
+
+/// From a fast local application to one that is about to time out.
+const UPSTREAM_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// A request answered, by route kind (`public`, `protected`, `api`, `endpoint`, `auth`...),
+/// outcome (`proxied`, `login_redirect`, `unauthenticated`, `forbidden`, `error`,
+/// `answered`) and status class.
+pub(crate) fn request(route: &'static str, outcome: &'static str, status: u16) {
     let class = match status {
         100..=199 => "1xx",
         200..=299 => "2xx",
@@ -39,11 +56,49 @@ pub(crate) fn request(route: &'static str, status: u16) {
         400..=499 => "4xx",
         _ => "5xx",
     };
-    metrics::counter!("sessiongate_requests_total", "route" => route, "status" => class)
+    metrics::counter!(
+        "sessiongate_requests_total",
+        "route" => route,
+        "outcome" => outcome,
+        "status" => class
+    )
+    .increment(1);
+}
+
+/// How long the application took to answer (until its response head arrived).
+pub(crate) fn upstream_duration(duration: std::time::Duration) {
+    metrics::histogram!(UPSTREAM_DURATION).record(duration.as_secs_f64());
+}
+
+/// Counts a request as in flight until the guard drops (answered, failed or cancelled).
+pub(crate) struct InFlight(());
+
+impl InFlight {
+    pub(crate) fn start() -> Self {
+        metrics::gauge!("sessiongate_requests_in_flight").increment(1.0);
+        Self(())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        metrics::gauge!("sessiongate_requests_in_flight").decrement(1.0);
+    }
+}
+
+/// A session cookie that was there but not usable (forged, from other secrets, broken).
+pub(crate) fn session_cookie_rejected() {
+    metrics::counter!("sessiongate_session_cookies_rejected_total").increment(1);
+}
+
+/// A fetch of the provider's discovery document or keys: `ok` or `error`.
+pub(crate) fn idp_fetch(document: &'static str, ok: bool) {
+    let outcome = if ok { "ok" } else { "error" };
+    metrics::counter!("sessiongate_idp_fetches_total", "document" => document, "outcome" => outcome)
         .increment(1);
 }
 
-/// A login attempt finished: `completed`, or the reason it failed.
+/// A login attempt: `started`, `completed`, or the reason it failed.
 pub(crate) fn login(outcome: &'static str) {
     metrics::counter!("sessiongate_logins_total", "outcome" => outcome).increment(1);
 }

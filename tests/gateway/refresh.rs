@@ -168,7 +168,9 @@ async fn a_provider_that_is_down_or_slow_does_not_end_the_session() {
         "{metrics}"
     );
     assert!(
-        metrics.contains("sessiongate_requests_total{route=\"protected\",status=\"2xx\"}"),
+        metrics.contains(
+            "sessiongate_requests_total{route=\"protected\",outcome=\"proxied\",status=\"2xx\"}"
+        ),
         "{metrics}"
     );
 
