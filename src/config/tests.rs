@@ -223,3 +223,29 @@ absolute_timeout = "1h"
     }
     assert_eq!(all.len(), 7, "{all:#?}");
 }
+
+#[test]
+fn the_deployment_files_name_only_real_environment_variables() {
+    let files = [
+        include_str!("../../config/deploy/docker-compose.yml"),
+        include_str!("../../config/deploy/kubernetes.yaml"),
+        include_str!("../../README.md"),
+    ];
+    let known: Vec<String> = schema::KEYS
+        .iter()
+        .map(|k| schema::env_name(k.path))
+        .chain(["SESSIONGATE_CONFIG".to_string()])
+        .collect();
+    for text in files {
+        for (at, _) in text.match_indices("SESSIONGATE_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_')
+                .collect();
+            if name == "SESSIONGATE_" || name.ends_with('_') {
+                continue; // prose about the prefix itself
+            }
+            assert!(known.contains(&name), "{name} names no configuration key");
+        }
+    }
+}
