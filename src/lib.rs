@@ -29,6 +29,7 @@ mod server;
 pub mod session;
 #[cfg(test)]
 mod test_support;
+mod tls;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -124,6 +125,14 @@ pub async fn run(
         max_headers: config.server.max_headers,
     };
     let stop = CancellationToken::new();
+    let tls = match &config.server.tls {
+        Some(files) => {
+            let (acceptor, cert) = tls::acceptor(files).map_err(RunError::Setup)?;
+            tokio::spawn(cert.watch(stop_background.clone()));
+            Some(acceptor)
+        }
+        None => None,
+    };
 
     let revoker = ops::admin::Revoker {
         store: gateway.store(),
@@ -135,7 +144,13 @@ pub async fn run(
             let gateway = gateway.clone();
             async move { gateway.handle(request, peer).await }
         };
-        tokio::spawn(server::serve(listeners.main, limits, handler, stop.clone()))
+        tokio::spawn(server::serve(
+            listeners.main,
+            limits,
+            tls,
+            handler,
+            stop.clone(),
+        ))
     };
     let admin = listeners.admin.map(|listener| {
         let router = ops::admin::router(readiness.clone(), revoker);
@@ -153,6 +168,7 @@ pub async fn run(
         tokio::spawn(server::serve(
             listener,
             limits,
+            None,
             handler,
             CancellationToken::new(),
         ))

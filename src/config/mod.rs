@@ -60,6 +60,17 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,
+    /// TLS on the main listener, when both files are given.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, PEM files watched for changes.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+    /// How often the files are checked for a new certificate.
+    pub watch_interval: Duration,
 }
 
 #[derive(Debug, Clone)]
@@ -70,6 +81,8 @@ pub struct UpstreamConfig {
     pub connect_timeout: Duration,
     pub response_timeout: Duration,
     pub pool_idle_timeout: Duration,
+    /// More CA certificates (PEM) an https upstream's certificate may chain to.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

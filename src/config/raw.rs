@@ -45,6 +45,9 @@ pub(crate) struct Server {
     pub(crate) header_read_timeout: Option<String>,
     pub(crate) max_header_bytes: Option<i64>,
     pub(crate) max_headers: Option<i64>,
+    pub(crate) tls_cert: Option<String>,
+    pub(crate) tls_key: Option<String>,
+    pub(crate) tls_watch_interval: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -55,6 +58,7 @@ pub(crate) struct Upstream {
     pub(crate) connect_timeout: Option<String>,
     pub(crate) response_timeout: Option<String>,
     pub(crate) pool_idle_timeout: Option<String>,
+    pub(crate) ca_file: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

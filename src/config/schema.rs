@@ -126,6 +126,24 @@ pub(crate) const KEYS: &[Key] = &[
         "Most request headers accepted; more gets 431.",
     ),
     key(
+        "server.tls_cert",
+        Str,
+        "",
+        "PEM certificate chain for TLS on `listen` (with `tls_key`); HTTP/2 by ALPN. Unset: plain HTTP (TLS ends at a load balancer).",
+    ),
+    key(
+        "server.tls_key",
+        Str,
+        "",
+        "PEM private key of `tls_cert` (PKCS#8, PKCS#1 or SEC1).",
+    ),
+    key(
+        "server.tls_watch_interval",
+        Str,
+        "10s",
+        "How often the certificate files are checked; a changed pair is loaded without a restart.",
+    ),
+    key(
         "upstream.url",
         Str,
         "",
@@ -154,6 +172,12 @@ pub(crate) const KEYS: &[Key] = &[
         Str,
         "90s",
         "Idle upstream connections are closed after this.",
+    ),
+    key(
+        "upstream.ca_file",
+        Str,
+        "",
+        "PEM CA certificates an https upstream may chain to, besides the public roots.",
     ),
     key(
         "oidc.issuer",

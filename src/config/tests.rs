@@ -210,7 +210,7 @@ absolute_timeout = "1h"
     for expected in [
         "server.listen: \"nowhere\" is not an address; write host:port with an IP, like \"0.0.0.0:4180\"",
         "server.public_url: must be an https URL (http is allowed only for loopback hosts)",
-        "upstream.url: scheme \"ftp\" is not supported: use http://host:port",
+        "upstream.url: scheme \"ftp\" is not supported: use http://host:port or https://host:port",
         "oidc.issuer: is required (or set SESSIONGATE_OIDC_ISSUER)",
         "oidc.client_id: is required (or set SESSIONGATE_OIDC_CLIENT_ID)",
         "session.secrets: is required: add one with `sessiongate gen-secret` (or set session.secrets_file)",

@@ -313,7 +313,35 @@ fn server(raw: raw::Server, p: &mut Problems) -> ServerConfig {
         8192..=1 << 20,
     );
     let max_headers = int_in(p, "server.max_headers", raw.max_headers, 8..=1000);
+    let watch_interval = positive(p, "server.tls_watch_interval", raw.tls_watch_interval);
+    let tls = match (
+        raw.tls_cert.filter(|c| !c.is_empty()),
+        raw.tls_key.filter(|k| !k.is_empty()),
+    ) {
+        (Some(cert), Some(key)) => {
+            for (path, file) in [("server.tls_cert", &cert), ("server.tls_key", &key)] {
+                if let Err(e) = std::fs::metadata(file) {
+                    p.at(path, format!("cannot read {file}: {e}"));
+                }
+            }
+            Some(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+                watch_interval,
+            })
+        }
+        (None, None) => None,
+        (Some(_), None) => {
+            p.at("server.tls_key", "is required with server.tls_cert");
+            None
+        }
+        (None, Some(_)) => {
+            p.at("server.tls_cert", "is required with server.tls_key");
+            None
+        }
+    };
     ServerConfig {
+        tls,
         listen,
         public_url,
         auth_prefix,
@@ -369,11 +397,11 @@ fn upstream(raw: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
                 placeholder_url()
             }
             Ok(url) => {
-                if url.scheme() != "http" {
+                if url.scheme() != "http" && url.scheme() != "https" {
                     p.at(
                         path,
                         format!(
-                            "scheme \"{}\" is not supported: use http://host:port",
+                            "scheme \"{}\" is not supported: use http://host:port or https://host:port",
                             url.scheme()
                         ),
                     );
@@ -394,6 +422,12 @@ fn upstream(raw: raw::Upstream, p: &mut Problems) -> UpstreamConfig {
         connect_timeout: positive(p, "upstream.connect_timeout", raw.connect_timeout),
         response_timeout: positive(p, "upstream.response_timeout", raw.response_timeout),
         pool_idle_timeout: duration(p, "upstream.pool_idle_timeout", raw.pool_idle_timeout),
+        ca_file: raw.ca_file.filter(|f| !f.is_empty()).map(|file| {
+            if let Err(e) = std::fs::metadata(&file) {
+                p.at("upstream.ca_file", format!("cannot read {file}: {e}"));
+            }
+            file.into()
+        }),
     }
 }
 

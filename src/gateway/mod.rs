@@ -56,6 +56,8 @@ pub(crate) struct Gateway {
     max_stale: Option<Duration>,
     on_token_expiry: OnTokenExpiry,
     rp_initiated_logout: bool,
+    /// How clients reach this listener, for `X-Forwarded-Proto`.
+    proto: &'static str,
     /// The signed identity assertion, when `headers.assertion` is set.
     assertion: Option<assertion::Assertion>,
     /// Answers about opaque bearer tokens, when they are introspected.
@@ -231,6 +233,11 @@ impl Gateway {
             max_stale: config.session.max_stale,
             on_token_expiry: config.session.on_token_expiry,
             rp_initiated_logout: config.logout.rp_initiated,
+            proto: if config.server.tls.is_some() {
+                "https"
+            } else {
+                "http"
+            },
             introspection: config
                 .access
                 .bearer_introspection
@@ -742,7 +749,7 @@ impl Gateway {
         let forward = Forward {
             peer,
             client_ip,
-            proto: "http",
+            proto: self.proto,
             identity,
         };
         match self.upstream.forward(request, forward).await {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use axum::body::Body;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Request, Response, StatusCode, Uri, Version};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -73,7 +74,7 @@ pub(crate) struct Forwarded {
 /// The upstream application and a pooled HTTP/1.1 client for it.
 #[derive(Clone)]
 pub(crate) struct Upstream {
-    client: Client<HttpConnector, Body>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     scheme_authority: (http::uri::Scheme, http::uri::Authority),
     /// Base path without a trailing `/` (empty for the root).
     base_path: String,
@@ -84,9 +85,15 @@ pub(crate) struct Upstream {
 
 impl Upstream {
     pub(crate) fn new(config: &UpstreamConfig, tunnels: Tunnels) -> Result<Self, String> {
-        let mut connector = HttpConnector::new();
-        connector.set_connect_timeout(Some(config.connect_timeout));
-        connector.set_nodelay(true);
+        let mut http = HttpConnector::new();
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(crate::tls::upstream_client(config.ca_file.as_deref())?)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(config.pool_idle_timeout)
             .pool_timer(TokioTimer::new())

@@ -18,4 +18,5 @@ mod refresh;
 mod rules;
 mod sessions;
 mod shutdown;
+mod tls;
 mod websocket;
