@@ -104,20 +104,82 @@ pub async fn run(
     deps: Deps,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), RunError> {
+    let (_keep, reloads) = tokio::sync::mpsc::channel(1);
+    run_reloading(listeners, config, deps, shutdown, reloads).await
+}
+
+/// The parts of the gateway a reload replaces, each request taking the one in service when
+/// it starts: requests in flight finish on the old configuration, connections stay open.
+struct Live {
+    gateway: std::sync::RwLock<Arc<gateway::Gateway>>,
+    provider: std::sync::RwLock<(Arc<oidc::Provider>, CancellationToken)>,
+}
+
+impl Live {
+    fn gateway(&self) -> Arc<gateway::Gateway> {
+        self.gateway
+            .read()
+            .map(|g| g.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    fn provider(&self) -> Arc<oidc::Provider> {
+        self.provider
+            .read()
+            .map(|p| p.0.clone())
+            .unwrap_or_else(|p| p.into_inner().0.clone())
+    }
+}
+
+/// How long a reload waits for a changed identity provider to be discovered.
+const RELOAD_DISCOVERY_WAIT: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// As [`run`], and each configuration received on `reloads` (already validated) replaces the
+/// running one without dropping connections or sessions. Listener addresses and TLS files
+/// change only with a restart.
+pub async fn run_reloading(
+    listeners: Listeners,
+    config: Config,
+    deps: Deps,
+    shutdown: impl Future<Output = ()> + Send,
+    mut reloads: tokio::sync::mpsc::Receiver<Config>,
+) -> Result<(), RunError> {
     ops::metrics::install();
     for warning in config.warnings() {
         tracing::warn!(%warning, "configuration");
     }
     let tunnels = proxy::Tunnels::default();
-    let provider = oidc::Provider::new(&config.oidc);
-    let gateway = gateway::Gateway::new(&config, tunnels.clone(), provider.clone(), deps)
-        .map_err(RunError::Setup)?;
-    let gateway = Arc::new(gateway);
     let stop_background = CancellationToken::new();
-    tokio::spawn(provider.clone().maintain(stop_background.clone()));
+    let provider = oidc::Provider::new(&config.oidc);
+    let provider_stop = stop_background.child_token();
+    tokio::spawn(provider.clone().maintain(provider_stop.clone()));
+    let store = session::store::SessionStore::new(
+        &config.session,
+        session::Scheme::of(&config.server.public_url),
+    )
+    .map_err(RunError::Setup)?;
+    let gateway = gateway::Gateway::new(
+        &config,
+        tunnels.clone(),
+        provider.clone(),
+        Arc::new(store),
+        deps.clone(),
+    )
+    .map_err(RunError::Setup)?;
+    let live = Arc::new(Live {
+        gateway: std::sync::RwLock::new(Arc::new(gateway)),
+        provider: std::sync::RwLock::new((provider, provider_stop)),
+    });
+    let current_store: ops::admin::CurrentStore = {
+        let live = live.clone();
+        Arc::new(move || live.gateway().store())
+    };
     let readiness = Arc::new(ops::admin::Readiness::new(
-        move || provider.is_ready(),
-        gateway.store(),
+        {
+            let live = live.clone();
+            move || live.provider().is_ready()
+        },
+        current_store.clone(),
     ));
     let limits = server::Limits {
         header_read_timeout: config.server.header_read_timeout,
@@ -135,13 +197,14 @@ pub async fn run(
     };
 
     let revoker = ops::admin::Revoker {
-        store: gateway.store(),
-        clock: gateway.clock(),
+        store: current_store,
+        clock: deps.clock.clone(),
         token: config.server.admin_token.clone(),
     };
     let main = {
+        let live = live.clone();
         let handler = move |request, peer| {
-            let gateway = gateway.clone();
+            let gateway = live.gateway();
             async move { gateway.handle(request, peer).await }
         };
         tokio::spawn(server::serve(
@@ -174,7 +237,22 @@ pub async fn run(
         ))
     });
 
-    shutdown.await;
+    let mut config = config;
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => break,
+            Some(new) = reloads.recv() => {
+                match reload(&live, &config, &new, &tunnels, &deps, &stop_background).await {
+                    Ok(()) => {
+                        tracing::info!("configuration reloaded");
+                        config = new;
+                    }
+                    Err(e) => tracing::error!(error = %e, "configuration reload refused: the current one stays"),
+                }
+            }
+        }
+    }
     tracing::info!(grace = ?config.server.shutdown_grace, "shutting down: draining connections");
     readiness.drain();
     stop.cancel();
@@ -197,5 +275,96 @@ pub async fn run(
         admin.abort();
     }
     tracing::info!("stopped");
+    Ok(())
+}
+
+/// Builds the gateway for `new` and puts it in service. The provider and the session
+/// store's backend are kept when their settings did not change; a changed provider must be
+/// discovered before it takes over.
+async fn reload(
+    live: &Live,
+    old: &Config,
+    new: &Config,
+    tunnels: &proxy::Tunnels,
+    deps: &Deps,
+    stop_background: &CancellationToken,
+) -> Result<(), String> {
+    let restart_only = [
+        ("server.listen", old.server.listen != new.server.listen),
+        (
+            "server.admin_listen",
+            old.server.admin_listen != new.server.admin_listen,
+        ),
+        (
+            "server.tls_cert, server.tls_key",
+            old.server.tls.as_ref().map(|t| (&t.cert, &t.key))
+                != new.server.tls.as_ref().map(|t| (&t.cert, &t.key)),
+        ),
+        (
+            "server limits and admin token",
+            old.server.header_read_timeout != new.server.header_read_timeout
+                || old.server.max_header_bytes != new.server.max_header_bytes
+                || old.server.max_headers != new.server.max_headers
+                || old.server.admin_token != new.server.admin_token,
+        ),
+    ];
+    for (keys, changed) in restart_only {
+        if changed {
+            tracing::warn!(keys, "changed, but takes effect only after a restart");
+        }
+    }
+    for warning in new.warnings() {
+        tracing::warn!(%warning, "configuration");
+    }
+    let replaced_provider = if new.oidc == old.oidc {
+        None
+    } else {
+        let provider = oidc::Provider::new(&new.oidc);
+        let stop = stop_background.child_token();
+        tokio::spawn(provider.clone().maintain(stop.clone()));
+        let discovered = async {
+            while !provider.is_ready() {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        };
+        if tokio::time::timeout(RELOAD_DISCOVERY_WAIT, discovered)
+            .await
+            .is_err()
+        {
+            stop.cancel();
+            return Err(format!(
+                "the identity provider {} could not be discovered",
+                new.oidc.issuer
+            ));
+        }
+        Some((provider, stop))
+    };
+    let provider = replaced_provider
+        .as_ref()
+        .map_or_else(|| live.provider(), |(p, _)| p.clone());
+    let store = live
+        .gateway()
+        .store()
+        .reconfigured(&new.session, session::Scheme::of(&new.server.public_url))?;
+    let gateway = gateway::Gateway::new(
+        new,
+        tunnels.clone(),
+        provider,
+        Arc::new(store),
+        deps.clone(),
+    )
+    .inspect_err(|_| {
+        if let Some((_, stop)) = &replaced_provider {
+            stop.cancel();
+        }
+    })?;
+    *live.gateway.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(gateway);
+    if let Some(replaced) = replaced_provider {
+        let (_, old_stop) = std::mem::replace(
+            &mut *live.provider.write().unwrap_or_else(|p| p.into_inner()),
+            replaced,
+        );
+        old_stop.cancel();
+    }
     Ok(())
 }

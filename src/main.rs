@@ -78,8 +78,8 @@ struct ConfigArg {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Run { config } => match load(&config.config, &Environment::from_process()) {
-            Some(config) => serve(config),
+        Command::Run { config: arg } => match load(&arg.config, &Environment::from_process()) {
+            Some(config) => serve(config, arg.config),
             None => ExitCode::FAILURE,
         },
         Command::Check { config } => match load(&config.config, &Environment::from_process()) {
@@ -271,10 +271,15 @@ fn runtime() -> tokio::runtime::Runtime {
         .expect("the tokio runtime starts")
 }
 
-/// Binds, runs until SIGTERM or Ctrl-C, and reports.
-fn serve(config: Config) -> ExitCode {
+/// Binds, runs until SIGTERM or Ctrl-C (reloading `path` on SIGHUP), and reports.
+fn serve(config: Config, path: PathBuf) -> ExitCode {
     sessiongate::ops::logging::init(&config.log);
     runtime().block_on(async move {
+        let (reload, reloads) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(reload_on_signal(path.clone(), reload.clone()));
+        if config.server.watch_config {
+            tokio::spawn(reload_on_change(path, reload));
+        }
         let listeners = match Listeners::bind(&config).await {
             Ok(listeners) => listeners,
             Err(e) => {
@@ -291,11 +296,12 @@ fn serve(config: Config) -> ExitCode {
             upstream = %config.upstream.url,
             "sessiongate started"
         );
-        match sessiongate::run(
+        match sessiongate::run_reloading(
             listeners,
             config,
             sessiongate::Deps::system(),
             shutdown_signal(),
+            reloads,
         )
         .await
         {
@@ -306,6 +312,53 @@ fn serve(config: Config) -> ExitCode {
             }
         }
     })
+}
+
+/// Reads and validates the file again; a bad one is logged, as `check` would print it.
+async fn reread(path: &std::path::Path, reload: &tokio::sync::mpsc::Sender<Config>) {
+    match Config::load(path, &Environment::from_process()) {
+        Ok(config) => {
+            let _ = reload.send(config).await;
+        }
+        Err(e) => {
+            tracing::error!(config = %path.display(), problems = %e, "configuration reload refused: the current one stays");
+        }
+    }
+}
+
+async fn reload_on_signal(path: PathBuf, reload: tokio::sync::mpsc::Sender<Config>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        while hangup.recv().await.is_some() {
+            tracing::info!(config = %path.display(), "SIGHUP: reloading the configuration");
+            reread(&path, &reload).await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = (path, reload);
+}
+
+/// `server.watch_config`: the file is looked at every second, and reread when it changed.
+async fn reload_on_change(path: PathBuf, reload: tokio::sync::mpsc::Sender<Config>) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(&path);
+    loop {
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        let now = stamp(&path);
+        if now.is_some() && now != seen {
+            seen = now;
+            tracing::info!(config = %path.display(), "the configuration file changed: reloading");
+            reread(&path, &reload).await;
+        }
+    }
 }
 
 async fn shutdown_signal() {

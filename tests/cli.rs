@@ -333,3 +333,251 @@ fn check_lists_the_rules_and_warns_about_overlaps() {
         "{stdout}"
     );
 }
+
+/// A running binary, its log lines as they come, and its address.
+struct Running {
+    child: std::process::Child,
+    lines: tokio::sync::mpsc::UnboundedReceiver<String>,
+    log: Vec<String>,
+}
+
+impl Running {
+    async fn start(config: &Path) -> Self {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config", config.to_str().expect("utf-8")])
+            .env_remove("RUST_LOG")
+            .stderr(Stdio::piped())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("spawn");
+        let stderr = child.stderr.take().expect("stderr");
+        let (lines_tx, lines) = tokio::sync::mpsc::unbounded_channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let mut running = Self {
+            child,
+            lines,
+            log: Vec::new(),
+        };
+        running.wait_for("sessiongate started").await;
+        running
+    }
+
+    /// Waits (at most 20 s) for a log line whose message contains `text`; returns the line.
+    async fn wait_for(&mut self, text: &str) -> serde_json::Value {
+        let found = tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(line) = self.lines.recv().await {
+                self.log.push(line.clone());
+                let parsed: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+                if parsed["message"].as_str().is_some_and(|m| m.contains(text)) {
+                    return Some(parsed);
+                }
+            }
+            None
+        })
+        .await;
+        match found {
+            Ok(Some(line)) => line,
+            _ => panic!("no {text:?} in the log: {:#?}", self.log),
+        }
+    }
+
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success());
+    }
+
+    async fn stop(mut self) {
+        self.signal("-TERM");
+        let status = tokio::task::spawn_blocking(move || self.child.wait())
+            .await
+            .expect("join")
+            .expect("wait");
+        assert_eq!(status.code(), Some(0));
+    }
+}
+
+fn reload_config(
+    op: &common::op::Op,
+    upstream: std::net::SocketAddr,
+    port: u16,
+    extra: &str,
+) -> String {
+    format!(
+        "[server]\nlisten = \"127.0.0.1:{port}\"\npublic_url = \"http://127.0.0.1:{port}\"\n{extra_server}\n\
+         [upstream]\nurl = \"http://{upstream}\"\n{oidc}\n\
+         [session]\nsecrets = [\"c2Vzc2lvbmdhdGUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ==\"]\n{extra_session}\n\
+         [log]\nformat = \"json\"\n",
+        oidc = op.oidc_toml(),
+        extra_server = extra.split("---").next().unwrap_or(""),
+        extra_session = extra.split("---").nth(1).unwrap_or(""),
+    )
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+async fn status_of(url: &str) -> http::StatusCode {
+    common::get(url).await.0
+}
+
+/// Waits (bounded) until the gateway at `base` has discovered the provider.
+async fn wait_discovered(base: &str) {
+    for _ in 0..200 {
+        if status_of(&format!("{base}/private")).await != http::StatusCode::SERVICE_UNAVAILABLE {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the provider was never discovered");
+}
+
+/// SIGHUP with a good configuration swaps it in while requests are in flight (none fails,
+/// the session survives); with a bad one, the messages `check` would give are logged and the
+/// running configuration stays.
+#[tokio::test]
+async fn sighup_reloads_a_good_config_and_refuses_a_bad_one_without_failing_a_request() {
+    let upstream = common::upstream().await;
+    let op = common::op::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sessiongate.toml");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    std::fs::write(&path, reload_config(&op, upstream.addr, port, "")).expect("write");
+    let mut running = Running::start(&path).await;
+    wait_discovered(&base).await;
+    let mut browser = common::browser::Browser::new();
+    let start = browser.navigate(&format!("{base}/private")).await;
+    let callback = common::op::approve(&start.location()).await;
+    browser.navigate(&callback).await;
+    assert_eq!(
+        browser.navigate(&format!("{base}/echo")).await.status,
+        http::StatusCode::OK
+    );
+    assert_eq!(
+        status_of(&format!("{base}/open/x")).await,
+        http::StatusCode::UNAUTHORIZED
+    );
+
+    // Requests in flight all through the reloads: a slow one, and a steady stream.
+    let slow = tokio::spawn({
+        let (mut browser, url) = (browser.clone(), format!("{base}/slow/1500"));
+        async move { browser.fetch(&url).await.status }
+    });
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stream = tokio::spawn({
+        let (stop, mut browser, url) = (stop.clone(), browser.clone(), format!("{base}/echo"));
+        async move {
+            let (mut ok, mut failed) = (0, 0);
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                match browser.fetch(&url).await.status {
+                    http::StatusCode::OK => ok += 1,
+                    _ => failed += 1,
+                }
+            }
+            (ok, failed)
+        }
+    });
+
+    // Let the stream get going, so the reloads land in the middle of it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    std::fs::write(
+        &path,
+        reload_config(
+            &op,
+            upstream.addr,
+            port,
+            "---\n[access]\npublic_paths = [\"/open/\"]\n",
+        ),
+    )
+    .expect("write");
+    running.signal("-HUP");
+    running.wait_for("configuration reloaded").await;
+    assert_eq!(
+        status_of(&format!("{base}/open/x")).await,
+        http::StatusCode::OK
+    );
+
+    std::fs::write(
+        &path,
+        reload_config(
+            &op,
+            upstream.addr,
+            port,
+            "---\nidle_timeout = \"13h\"\n[access]\npublic_paths = []\n",
+        ),
+    )
+    .expect("write");
+    running.signal("-HUP");
+    let refused = running.wait_for("configuration reload refused").await;
+    assert!(
+        refused["problems"].as_str().is_some_and(|p| p
+            .contains("session.idle_timeout (13h) must not exceed session.absolute_timeout (12h)")),
+        "{refused}"
+    );
+    assert_eq!(
+        status_of(&format!("{base}/open/x")).await,
+        http::StatusCode::OK,
+        "the good configuration stays"
+    );
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let (ok, failed) = stream.await.expect("join");
+    assert!(ok > 10, "{ok} requests during the reloads");
+    assert_eq!(failed, 0, "no request failed during the reloads");
+    assert_eq!(
+        slow.await.expect("join"),
+        http::StatusCode::OK,
+        "the slow request finished"
+    );
+    running.stop().await;
+}
+
+/// `server.watch_config`: a change to the file reloads it without a signal.
+#[tokio::test]
+async fn watch_config_reloads_when_the_file_changes() {
+    let upstream = common::upstream().await;
+    let op = common::op::start().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("sessiongate.toml");
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    std::fs::write(
+        &path,
+        reload_config(&op, upstream.addr, port, "watch_config = true\n"),
+    )
+    .expect("write");
+    let mut running = Running::start(&path).await;
+    wait_discovered(&base).await;
+    assert_eq!(
+        status_of(&format!("{base}/open/x")).await,
+        http::StatusCode::UNAUTHORIZED
+    );
+    std::fs::write(
+        &path,
+        reload_config(
+            &op,
+            upstream.addr,
+            port,
+            "watch_config = true\n---\n[access]\npublic_paths = [\"/open/\"]\n",
+        ),
+    )
+    .expect("write");
+    running.wait_for("configuration reloaded").await;
+    assert_eq!(
+        status_of(&format!("{base}/open/x")).await,
+        http::StatusCode::OK
+    );
+    running.stop().await;
+}

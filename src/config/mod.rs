@@ -62,6 +62,8 @@ pub struct ServerConfig {
     pub max_headers: usize,
     /// TLS on the main listener, when both files are given.
     pub tls: Option<TlsFiles>,
+    /// Reload when the configuration file changes (SIGHUP always reloads).
+    pub watch_config: bool,
 }
 
 /// A certificate chain and its private key, PEM files watched for changes.
@@ -93,7 +95,7 @@ pub enum ClientAuth {
     Post,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OidcConfig {
     /// Exactly as configured: discovery must return this very string.
     pub issuer: String,

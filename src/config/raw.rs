@@ -48,6 +48,7 @@ pub(crate) struct Server {
     pub(crate) tls_cert: Option<String>,
     pub(crate) tls_key: Option<String>,
     pub(crate) tls_watch_interval: Option<String>,
+    pub(crate) watch_config: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -126,6 +126,12 @@ pub(crate) const KEYS: &[Key] = &[
         "Most request headers accepted; more gets 431.",
     ),
     key(
+        "server.watch_config",
+        Bool,
+        "false",
+        "Reload when the configuration file changes, as on SIGHUP: validated first, a bad one is refused and the current one stays.",
+    ),
+    key(
         "server.tls_cert",
         Str,
         "",

@@ -342,6 +342,7 @@ fn server(raw: raw::Server, p: &mut Problems) -> ServerConfig {
     };
     ServerConfig {
         tls,
+        watch_config: raw.watch_config.unwrap_or(false),
         listen,
         public_url,
         auth_prefix,

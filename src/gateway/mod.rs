@@ -32,7 +32,6 @@ use crate::config::{AccessConfig, Config, OnTokenExpiry, Requirements};
 use crate::oidc::Provider;
 use crate::proxy::headers::{self, Peer};
 use crate::proxy::{Forward, Tunnels, Upstream};
-use crate::session::Scheme;
 use crate::session::model::{self as sessions, Session, SessionPolicy};
 use crate::session::seal::KeyRing;
 use crate::session::store::{Handle, Lookup, SessionStore};
@@ -153,15 +152,12 @@ impl Gateway {
         config: &Config,
         tunnels: Tunnels,
         provider: Arc<Provider>,
+        store: Arc<SessionStore>,
         deps: Deps,
     ) -> Result<Self, String> {
         let keys = Arc::new(
             KeyRing::new(&config.session.secrets).map_err(|e| format!("session.secrets: {e}"))?,
         );
-        let store = Arc::new(SessionStore::new(
-            &config.session,
-            Scheme::of(&config.server.public_url),
-        )?);
         let secure = config.server.public_url.scheme() == "https";
         let redirect_uri = format!(
             "{}{}/callback",
@@ -275,10 +271,6 @@ impl Gateway {
     /// The session store, shared with the admin listener (revocation, readiness).
     pub(crate) fn store(&self) -> Arc<SessionStore> {
         self.store.clone()
-    }
-
-    pub(crate) fn clock(&self) -> Arc<dyn crate::clock::Clock> {
-        self.deps.clock.clone()
     }
 
     fn own_endpoint<'p>(&self, path: &'p str) -> Option<&'p str> {

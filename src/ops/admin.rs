@@ -21,13 +21,16 @@ use http::StatusCode;
 pub(crate) struct Readiness {
     draining: AtomicBool,
     provider_ready: Box<dyn Fn() -> bool + Send + Sync>,
-    store: Arc<SessionStore>,
+    store: CurrentStore,
 }
+
+/// The session store of the configuration in service (a reload may replace it).
+pub(crate) type CurrentStore = Arc<dyn Fn() -> Arc<SessionStore> + Send + Sync>;
 
 impl Readiness {
     pub(crate) fn new(
         provider_ready: impl Fn() -> bool + Send + Sync + 'static,
-        store: Arc<SessionStore>,
+        store: CurrentStore,
     ) -> Self {
         Self {
             draining: AtomicBool::new(false),
@@ -45,7 +48,7 @@ impl Readiness {
             Err("shutting down\n".into())
         } else if !(self.provider_ready)() {
             Err("identity provider unavailable\n".into())
-        } else if let Err(e) = self.store.check().await {
+        } else if let Err(e) = (self.store)().check().await {
             Err(format!("{e}\n"))
         } else {
             Ok(())
@@ -56,7 +59,7 @@ impl Readiness {
 /// The operator's "log this user out everywhere" switch.
 #[derive(Clone)]
 pub(crate) struct Revoker {
-    pub(crate) store: Arc<SessionStore>,
+    pub(crate) store: CurrentStore,
     pub(crate) clock: Arc<dyn Clock>,
     /// Required as `Authorization: Bearer <token>` when set.
     pub(crate) token: Option<Secret>,
@@ -116,7 +119,7 @@ async fn revoke(
             .map(|(_, v)| v.clone())
     };
     let now = revoker.clock.now();
-    let store = &revoker.store;
+    let store = (revoker.store)();
     let (revoked, done) = match (find("sub"), find("sid")) {
         // Sessions created in this very second are included: the operator means "now".
         (Some(sub), _) => (

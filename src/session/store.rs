@@ -4,7 +4,7 @@
 //! user. The rules of validity (idle, absolute, revoked) are applied here, once, for both.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use http::{HeaderMap, HeaderValue};
 
@@ -27,7 +27,11 @@ enum Backend {
 
 pub struct SessionStore {
     cookies: SessionCookies,
-    backend: Backend,
+    /// Shared with the store a configuration reload makes, when the backend stays the same:
+    /// revocations and sessions in flight carry over.
+    backend: Arc<Backend>,
+    /// What the backend was made from, to tell whether a reload can keep it.
+    backend_settings: (StoreKind, Option<String>, String, std::time::Duration),
 }
 
 /// Where a loaded session came from, to write it back or end it.
@@ -51,7 +55,35 @@ pub enum Lookup {
 
 impl SessionStore {
     pub fn new(config: &SessionConfig, scheme: Scheme) -> Result<Self, String> {
+        Self::build(config, scheme, None)
+    }
+
+    /// The store for a reloaded configuration: new cookie settings and deadlines, the same
+    /// backend (and so the same revocations and Redis connections) when its settings did not
+    /// change.
+    pub fn reconfigured(&self, config: &SessionConfig, scheme: Scheme) -> Result<Self, String> {
+        Self::build(config, scheme, Some(self))
+    }
+
+    fn build(
+        config: &SessionConfig,
+        scheme: Scheme,
+        previous: Option<&SessionStore>,
+    ) -> Result<Self, String> {
         let cookies = SessionCookies::new(config, scheme).map_err(|e| e.to_string())?;
+        let backend_settings = (
+            config.store,
+            config.redis_url.as_ref().map(|u| u.expose().to_string()),
+            config.redis_prefix.clone(),
+            config.redis_timeout,
+        );
+        if let Some(previous) = previous.filter(|p| p.backend_settings == backend_settings) {
+            return Ok(Self {
+                cookies,
+                backend: previous.backend.clone(),
+                backend_settings,
+            });
+        }
         let backend = match config.store {
             StoreKind::Cookie => Backend::Cookie {
                 revocations: Revocations::new(config.absolute_timeout),
@@ -70,7 +102,11 @@ impl SessionStore {
                 )?)
             }
         };
-        Ok(Self { cookies, backend })
+        Ok(Self {
+            cookies,
+            backend: Arc::new(backend),
+            backend_settings,
+        })
     }
 
     pub fn cookie_name(&self) -> &str {
@@ -83,7 +119,7 @@ impl SessionStore {
 
     /// The shared store, when sessions live in Redis.
     pub fn redis(&self) -> Option<&RedisStore> {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Redis(redis) => Some(redis),
             Backend::Cookie { .. } => None,
         }
@@ -96,7 +132,7 @@ impl SessionStore {
 
     /// Whether the store can serve sessions now.
     pub async fn check(&self) -> Result<(), StoreError> {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Cookie { .. } => Ok(()),
             Backend::Redis(redis) => redis.ping().await,
         }
@@ -105,7 +141,7 @@ impl SessionStore {
     /// The request's session if it has a valid one. An error means the store could not be
     /// asked; everything wrong with the request itself is a `Missing`.
     pub async fn load(&self, headers: &HeaderMap, now: u64) -> Result<Lookup, StoreError> {
-        let (session, handle) = match &self.backend {
+        let (session, handle) = match self.backend.as_ref() {
             Backend::Cookie { .. } => {
                 let read = self.cookies.read(headers);
                 let handle = Handle {
@@ -158,14 +194,14 @@ impl SessionStore {
             Validity::IdleExpired => "idle timeout",
             Validity::AbsoluteExpired => "absolute timeout",
         };
-        if let Backend::Redis(redis) = &self.backend {
+        if let Backend::Redis(redis) = self.backend.as_ref() {
             redis.delete(&session.id).await?;
         }
         Ok(missing(self.cookies.clear(handle.carried), ended))
     }
 
     fn is_revoked(&self, session: &Session, now: u64) -> bool {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Cookie { revocations, .. } => revocations.is_revoked(session, now),
             // Revoking deletes the entry: a session that loaded is not revoked.
             Backend::Redis(_) => false,
@@ -180,7 +216,7 @@ impl SessionStore {
         now: u64,
         random: &dyn Random,
     ) -> Result<Vec<HeaderValue>, StoreError> {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Cookie { .. } => Ok(self.write_cookie(session, now, previous, random)),
             Backend::Redis(redis) => {
                 let ticket = Ticket::new(session.id, random);
@@ -206,7 +242,7 @@ impl SessionStore {
         now: u64,
         random: &dyn Random,
     ) -> Result<Vec<HeaderValue>, StoreError> {
-        match (&self.backend, &handle.ticket) {
+        match (self.backend.as_ref(), &handle.ticket) {
             (Backend::Redis(redis), Some(ticket)) => {
                 let ttl = self.ttl(session, now);
                 // Gone meanwhile (revoked on another replica): it stays gone.
@@ -221,7 +257,7 @@ impl SessionStore {
 
     /// The session as the store has it now (another replica may have refreshed it).
     pub async fn reload(&self, handle: &Handle) -> Result<Option<Session>, StoreError> {
-        match (&self.backend, &handle.ticket) {
+        match (self.backend.as_ref(), &handle.ticket) {
             (Backend::Redis(redis), Some(ticket)) => redis.load(ticket).await,
             _ => Ok(None),
         }
@@ -234,7 +270,7 @@ impl SessionStore {
         handle: &Handle,
         now: u64,
     ) -> Result<Vec<HeaderValue>, StoreError> {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Cookie { revocations, .. } => revocations.revoke_session(&session.id, now),
             Backend::Redis(redis) => redis.delete(&session.id).await?,
         }
@@ -248,7 +284,7 @@ impl SessionStore {
 
     /// Ends every session of the provider's session `sid`.
     pub async fn revoke_idp_session(&self, sid: &str, now: u64) -> Result<(), StoreError> {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Cookie { revocations, .. } => revocations.revoke_idp_session(sid, now),
             Backend::Redis(redis) => {
                 redis.revoke_idp_session(sid).await?;
@@ -264,7 +300,7 @@ impl SessionStore {
         before: u64,
         now: u64,
     ) -> Result<(), StoreError> {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Cookie { revocations, .. } => revocations.revoke_subject(subject, before, now),
             Backend::Redis(redis) => {
                 redis.revoke_subject(subject, before).await?;
@@ -281,7 +317,7 @@ impl SessionStore {
         now: u64,
         keep: u64,
     ) -> Result<bool, StoreError> {
-        match &self.backend {
+        match self.backend.as_ref() {
             Backend::Cookie {
                 used_logout_tokens, ..
             } => {
