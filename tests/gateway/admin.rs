@@ -155,6 +155,26 @@ async fn metrics_parse_and_each_counter_moves_with_its_event() {
     browser
         .navigate(&world.gateway.url("/oauth2/sign_out"))
         .await;
+    // Revoked by the operator; idle past the timeout.
+    let mut revoked = Browser::new();
+    crate::login::log_in(&mut revoked, &world, "/").await;
+    let request = http::Request::post(format!("http://{admin}/sessions/revoke?sub=alice"))
+        .body(common::full(""))
+        .expect("request");
+    assert_eq!(
+        common::send(&common::client(), request).await.0,
+        StatusCode::OK
+    );
+    revoked.navigate(&world.gateway.url("/echo")).await;
+    world
+        .op
+        .with(|s| s.next_claims = serde_json::json!({"sub": "bob"}));
+    let mut bob = Browser::new();
+    crate::login::log_in(&mut bob, &world, "/").await;
+    world
+        .clock
+        .advance(std::time::Duration::from_secs(2 * 3600));
+    bob.navigate(&world.gateway.url("/echo")).await;
 
     let after = scrape().await;
     let moved = |name: &str, labels: &[(&str, &str)]| {
@@ -178,6 +198,11 @@ async fn metrics_parse_and_each_counter_moves_with_its_event() {
             "sessiongate_sessions_ended_total",
             vec![("reason", "sign_out")],
         ),
+        (
+            "sessiongate_sessions_ended_total",
+            vec![("reason", "revoked")],
+        ),
+        ("sessiongate_sessions_ended_total", vec![("reason", "idle")]),
         ("sessiongate_session_cookies_rejected_total", vec![]),
         ("sessiongate_upstream_duration_seconds_count", vec![]),
     ] {
