@@ -442,20 +442,57 @@ async fn wait_discovered(base: &str) {
     panic!("the provider was never discovered");
 }
 
+/// A running binary with a provider and an upstream of the test's own, and the
+/// configuration file it reloads.
+struct Reloadable {
+    upstream: common::Upstream,
+    op: common::op::Op,
+    _dir: tempfile::TempDir,
+    path: PathBuf,
+    port: u16,
+    base: String,
+    running: Running,
+}
+
+impl Reloadable {
+    async fn start(extra: &str) -> Self {
+        let upstream = common::upstream().await;
+        let op = common::op::start().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sessiongate.toml");
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        std::fs::write(&path, reload_config(&op, upstream.addr, port, extra)).expect("write");
+        let running = Running::start(&path).await;
+        wait_discovered(&base).await;
+        Self {
+            upstream,
+            op,
+            _dir: dir,
+            path,
+            port,
+            base,
+            running,
+        }
+    }
+
+    fn rewrite(&self, extra: &str) {
+        let text = reload_config(&self.op, self.upstream.addr, self.port, extra);
+        std::fs::write(&self.path, text).expect("write");
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
 /// SIGHUP with a good configuration swaps it in while requests are in flight (none fails,
 /// the session survives); with a bad one, the messages `check` would give are logged and the
 /// running configuration stays.
 #[tokio::test]
 async fn sighup_reloads_a_good_config_and_refuses_a_bad_one_without_failing_a_request() {
-    let upstream = common::upstream().await;
-    let op = common::op::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("sessiongate.toml");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    std::fs::write(&path, reload_config(&op, upstream.addr, port, "")).expect("write");
-    let mut running = Running::start(&path).await;
-    wait_discovered(&base).await;
+    let mut gateway = Reloadable::start("").await;
+    let base = gateway.base.clone();
     let mut browser = common::browser::Browser::new();
     let start = browser.navigate(&format!("{base}/private")).await;
     let callback = common::op::approve(&start.location()).await;
@@ -491,35 +528,20 @@ async fn sighup_reloads_a_good_config_and_refuses_a_bad_one_without_failing_a_re
 
     // Let the stream get going, so the reloads land in the middle of it.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    std::fs::write(
-        &path,
-        reload_config(
-            &op,
-            upstream.addr,
-            port,
-            "---\n[access]\npublic_paths = [\"/open/\"]\n",
-        ),
-    )
-    .expect("write");
-    running.signal("-HUP");
-    running.wait_for("configuration reloaded").await;
+    gateway.rewrite("---\n[access]\npublic_paths = [\"/open/\"]\n");
+    gateway.running.signal("-HUP");
+    gateway.running.wait_for("configuration reloaded").await;
     assert_eq!(
         status_of(&format!("{base}/open/x")).await,
         http::StatusCode::OK
     );
 
-    std::fs::write(
-        &path,
-        reload_config(
-            &op,
-            upstream.addr,
-            port,
-            "---\nidle_timeout = \"13h\"\n[access]\npublic_paths = []\n",
-        ),
-    )
-    .expect("write");
-    running.signal("-HUP");
-    let refused = running.wait_for("configuration reload refused").await;
+    gateway.rewrite("---\nidle_timeout = \"13h\"\n[access]\npublic_paths = []\n");
+    gateway.running.signal("-HUP");
+    let refused = gateway
+        .running
+        .wait_for("configuration reload refused")
+        .await;
     assert!(
         refused["problems"].as_str().is_some_and(|p| p
             .contains("session.idle_timeout (13h) must not exceed session.absolute_timeout (12h)")),
@@ -541,43 +563,22 @@ async fn sighup_reloads_a_good_config_and_refuses_a_bad_one_without_failing_a_re
         http::StatusCode::OK,
         "the slow request finished"
     );
-    running.stop().await;
+    gateway.running.stop().await;
 }
 
 /// `server.watch_config`: a change to the file reloads it without a signal.
 #[tokio::test]
 async fn watch_config_reloads_when_the_file_changes() {
-    let upstream = common::upstream().await;
-    let op = common::op::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let path = dir.path().join("sessiongate.toml");
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    std::fs::write(
-        &path,
-        reload_config(&op, upstream.addr, port, "watch_config = true\n"),
-    )
-    .expect("write");
-    let mut running = Running::start(&path).await;
-    wait_discovered(&base).await;
+    let mut gateway = Reloadable::start("watch_config = true\n").await;
     assert_eq!(
-        status_of(&format!("{base}/open/x")).await,
+        status_of(&gateway.url("/open/x")).await,
         http::StatusCode::UNAUTHORIZED
     );
-    std::fs::write(
-        &path,
-        reload_config(
-            &op,
-            upstream.addr,
-            port,
-            "watch_config = true\n---\n[access]\npublic_paths = [\"/open/\"]\n",
-        ),
-    )
-    .expect("write");
-    running.wait_for("configuration reloaded").await;
+    gateway.rewrite("watch_config = true\n---\n[access]\npublic_paths = [\"/open/\"]\n");
+    gateway.running.wait_for("configuration reloaded").await;
     assert_eq!(
-        status_of(&format!("{base}/open/x")).await,
+        status_of(&gateway.url("/open/x")).await,
         http::StatusCode::OK
     );
-    running.stop().await;
+    gateway.running.stop().await;
 }

@@ -277,6 +277,30 @@ fn query(req: &Request<Incoming>) -> HashMap<String, String> {
         .collect()
 }
 
+/// The form of a request the client authenticated with HTTP Basic, or the 401 for one it
+/// did not.
+async fn client_form(req: Request<Incoming>) -> Result<HashMap<String, String>, Response<BoxBody>> {
+    let basic = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let expected = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
+    );
+    if basic.as_deref() != Some(expected.as_str()) {
+        return Err(json_response(401, json!({"error": "invalid_client"})));
+    }
+    Ok(url::form_urlencoded::parse(&body).into_owned().collect())
+}
+
 async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Response<BoxBody> {
     let Shared {
         state,
@@ -355,27 +379,10 @@ async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Res
                 .expect("response")
         }
         "/introspect" => {
-            let basic = req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let form: HashMap<String, String> =
-                url::form_urlencoded::parse(&body).into_owned().collect();
-            let expected = format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-            );
-            if basic.as_deref() != Some(expected.as_str()) {
-                return json_response(401, json!({"error": "invalid_client"}));
-            }
+            let form = match client_form(req).await {
+                Ok(form) => form,
+                Err(refused) => return refused,
+            };
             let mut state = state.lock().expect("state");
             state.introspection_calls += 1;
             let token = form.get("token").cloned().unwrap_or_default();
@@ -388,27 +395,10 @@ async fn answer(req: Request<Incoming>, shared: Shared, addr: SocketAddr) -> Res
         }
         "/token" => {
             token_calls.fetch_add(1, Ordering::SeqCst);
-            let basic = req
-                .headers()
-                .get("authorization")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string);
-            let body = req
-                .into_body()
-                .collect()
-                .await
-                .map(|b| b.to_bytes())
-                .unwrap_or_default();
-            let form: HashMap<String, String> =
-                url::form_urlencoded::parse(&body).into_owned().collect();
-            let expected = format!(
-                "Basic {}",
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{CLIENT_ID}:{CLIENT_SECRET}"))
-            );
-            if basic.as_deref() != Some(expected.as_str()) {
-                return json_response(401, json!({"error": "invalid_client"}));
-            }
+            let form = match client_form(req).await {
+                Ok(form) => form,
+                Err(refused) => return refused,
+            };
             if form.get("grant_type").map(String::as_str) == Some("refresh_token") {
                 refresh_calls.fetch_add(1, Ordering::SeqCst);
                 let behaviour = state.lock().expect("state").refresh.clone();

@@ -391,18 +391,24 @@ async fn redis_frozen_mid_test_gives_503_on_protected_paths_and_then_recovers() 
     replicas.shutdown().await;
 }
 
-#[tokio::test]
-async fn a_three_node_cluster_shares_sessions_and_revocations() {
-    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
-        .await
-        .expect("join");
-    let replicas = replicas(2, &cluster.url(), "cluster", "").await;
+/// Two replicas on `redis_url`, a login on the first, and the session used on the second.
+async fn logged_in_on_two_replicas(redis_url: &str, test: &str) -> (Replicas, Browser) {
+    let replicas = replicas(2, redis_url, test, "").await;
     let mut browser = Browser::new();
     log_in_at(&mut browser, &replicas, 0).await;
     assert_eq!(
         user_at(&mut browser, &replicas, 1).await.as_deref(),
         Some("alice")
     );
+    (replicas, browser)
+}
+
+#[tokio::test]
+async fn a_three_node_cluster_shares_sessions_and_revocations() {
+    let cluster = tokio::task::spawn_blocking(RedisCluster::start)
+        .await
+        .expect("join");
+    let (replicas, mut browser) = logged_in_on_two_replicas(&cluster.url(), "cluster").await;
     assert!(
         !cluster.keys(&replicas.prefix).is_empty(),
         "the session lives in the cluster"
@@ -426,13 +432,7 @@ async fn a_sentinel_url_finds_the_master() {
     let sentinel = tokio::task::spawn_blocking(RedisSentinel::start)
         .await
         .expect("join");
-    let replicas = replicas(2, &sentinel.url(), "sentinel", "").await;
-    let mut browser = Browser::new();
-    log_in_at(&mut browser, &replicas, 0).await;
-    assert_eq!(
-        user_at(&mut browser, &replicas, 1).await.as_deref(),
-        Some("alice")
-    );
+    let (replicas, _browser) = logged_in_on_two_replicas(&sentinel.url(), "sentinel").await;
     assert!(
         !redis::keys(sentinel.master.port, &replicas.prefix).is_empty(),
         "the session lives on the master the sentinel named"
