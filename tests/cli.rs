@@ -202,34 +202,13 @@ format = "json"
         ),
     )
     .expect("write config");
-    let mut child = Command::new(BIN)
-        .args(["run", "--config", config.to_str().expect("utf-8")])
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("stderr");
-    let (lines_tx, mut lines) = tokio::sync::mpsc::unbounded_channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    let started = tokio::time::timeout(Duration::from_secs(20), async {
-        while let Some(line) = lines.recv().await {
-            log.push(line.clone());
-            let parsed: serde_json::Value =
-                serde_json::from_str(&line).expect("every log line is JSON");
-            if parsed["message"] == "sessiongate started" {
-                return parsed;
-            }
-        }
-        panic!("the gateway exited before starting: {log:#?}");
-    })
-    .await
-    .expect("starts within 20 s");
+    let running = Running::start(&config).await;
+    let started: serde_json::Value = running
+        .log
+        .iter()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .find(|l: &serde_json::Value| l["message"] == "sessiongate started")
+        .expect("the start line");
     let addr = started["listen"]
         .as_str()
         .expect("listen address")
@@ -245,18 +224,10 @@ format = "json"
     let (status, _, _) = common::send(&common::client(), request).await;
     assert_eq!(status, http::StatusCode::OK);
 
-    let kill = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(kill.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
-    while let Ok(Some(line)) = tokio::time::timeout(Duration::from_secs(5), lines.recv()).await {
-        log.push(line);
+    let log = running.stop().await;
+    for line in &log {
+        let parsed: Result<serde_json::Value, _> = serde_json::from_str(line);
+        assert!(parsed.is_ok(), "every log line is JSON: {line}");
     }
 
     let request_line = log
@@ -393,13 +364,21 @@ impl Running {
         assert!(status.success());
     }
 
-    async fn stop(mut self) {
+    /// SIGTERM; the exit must be 0. Returns every log line.
+    async fn stop(mut self) -> Vec<String> {
         self.signal("-TERM");
-        let status = tokio::task::spawn_blocking(move || self.child.wait())
+        let mut child = self.child;
+        let status = tokio::task::spawn_blocking(move || child.wait())
             .await
             .expect("join")
             .expect("wait");
-        assert_eq!(status.code(), Some(0));
+        assert_eq!(status.code(), Some(0), "SIGTERM exits 0");
+        while let Ok(Some(line)) =
+            tokio::time::timeout(Duration::from_secs(5), self.lines.recv()).await
+        {
+            self.log.push(line);
+        }
+        self.log
     }
 }
 
