@@ -158,11 +158,13 @@ pub async fn run_reloading(
         session::Scheme::of(&config.server.public_url),
     )
     .map_err(RunError::Setup)?;
+    let sockets = Arc::new(gateway::sockets::Sockets::default());
     let gateway = gateway::Gateway::new(
         &config,
         tunnels.clone(),
         provider.clone(),
         Arc::new(store),
+        sockets.clone(),
         deps.clone(),
     )
     .map_err(RunError::Setup)?;
@@ -174,6 +176,14 @@ pub async fn run_reloading(
         let live = live.clone();
         Arc::new(move || live.gateway().store())
     };
+    tokio::spawn(sockets.clone().keep_sweeping(
+        {
+            let current_store = current_store.clone();
+            move || current_store()
+        },
+        deps.clock.clone(),
+        stop_background.clone(),
+    ));
     let readiness = Arc::new(ops::admin::Readiness::new(
         {
             let live = live.clone();
@@ -200,6 +210,10 @@ pub async fn run_reloading(
         store: current_store,
         clock: deps.clock.clone(),
         token: config.server.admin_token.clone(),
+        revoked: {
+            let sockets = sockets.clone();
+            Arc::new(move || sockets.wake())
+        },
     };
     let main = {
         let live = live.clone();
@@ -351,6 +365,7 @@ async fn reload(
         tunnels.clone(),
         provider,
         Arc::new(store),
+        live.gateway().sockets(),
         deps.clone(),
     )
     .inspect_err(|_| {

@@ -57,6 +57,8 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Peers whose forwarding headers are believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Origins besides `public_url`'s whose pages may open WebSockets (`scheme://host[:port]`).
+    pub allowed_origins: Vec<String>,
     pub header_read_timeout: Duration,
     pub max_header_bytes: usize,
     pub max_headers: usize,

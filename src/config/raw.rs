@@ -42,6 +42,7 @@ pub(crate) struct Server {
     pub(crate) admin_token: Option<String>,
     pub(crate) shutdown_grace: Option<String>,
     pub(crate) trusted_proxies: Option<Vec<String>>,
+    pub(crate) allowed_origins: Option<Vec<String>>,
     pub(crate) header_read_timeout: Option<String>,
     pub(crate) max_header_bytes: Option<i64>,
     pub(crate) max_headers: Option<i64>,

@@ -108,6 +108,12 @@ pub(crate) const KEYS: &[Key] = &[
         "IPs or CIDRs whose X-Forwarded-For/-Proto/-Host are believed.",
     ),
     key(
+        "server.allowed_origins",
+        List,
+        "[]",
+        "Origins besides `public_url`'s whose pages may open WebSockets through the gateway; any other `Origin` gets 403.",
+    ),
+    key(
         "server.header_read_timeout",
         Str,
         "10s",

@@ -340,7 +340,26 @@ fn server(raw: raw::Server, p: &mut Problems) -> ServerConfig {
             None
         }
     };
+    let allowed_origins = raw
+        .allowed_origins
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+        .filter_map(|(i, text)| match Url::parse(text) {
+            Ok(url) if url.has_host() && url.path() == "/" && url.query().is_none() => {
+                Some(url.origin().ascii_serialization())
+            }
+            _ => {
+                p.at(
+                    &format!("server.allowed_origins[{i}]"),
+                    format!("\"{text}\" is not an origin like \"https://other.example.com\""),
+                );
+                None
+            }
+        })
+        .collect();
     ServerConfig {
+        allowed_origins,
         tls,
         watch_config: raw.watch_config.unwrap_or(false),
         listen,

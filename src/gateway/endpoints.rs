@@ -334,6 +334,7 @@ impl Gateway {
                 identity,
                 cookies,
                 verdict: Ok(()),
+                ..
             } => (
                 accepted(identity, cookies),
                 Outcome::answered("auth", "authenticated"),
@@ -401,11 +402,13 @@ impl Gateway {
         let return_to = return_url::safe_return_path(rd);
         let clear = self.store.clear(self.store.carried(headers));
         let ended = match self.store.load(headers, now).await {
-            Ok(Lookup::Found(session, handle)) => self
-                .store
-                .end(&session, &handle, now)
-                .await
-                .map(|cookies| (cookies, Some(session))),
+            Ok(Lookup::Found(session, handle)) => {
+                let ended = self.store.end(&session, &handle, now).await;
+                if ended.is_ok() {
+                    self.sockets.end(&session, "sign_out");
+                }
+                ended.map(|cookies| (cookies, Some(session)))
+            }
             Ok(Lookup::Missing { .. }) => Ok((clear.clone(), None)),
             Err(e) => Err(e),
         };
@@ -519,6 +522,7 @@ impl Gateway {
         if let Err(e) = revoked {
             return unavailable(e);
         }
+        self.sockets.wake();
         crate::ops::metrics::session_ended("backchannel_logout");
         tracing::info!(target: "sessiongate::logout", by_sid = claims.sid.is_some(), "back-channel logout");
         let mut response = json(StatusCode::OK, &json!({}));

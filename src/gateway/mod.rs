@@ -15,6 +15,7 @@ mod navigation;
 mod refresh;
 pub(crate) mod response;
 mod return_url;
+pub(crate) mod sockets;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -31,7 +32,7 @@ use crate::Deps;
 use crate::config::{AccessConfig, Config, OnTokenExpiry, Requirements};
 use crate::oidc::Provider;
 use crate::proxy::headers::{self, Peer};
-use crate::proxy::{Forward, Tunnels, Upstream};
+use crate::proxy::{Ending, Forward, Tunnels, Upstream};
 use crate::session::model::{self as sessions, Session, SessionPolicy};
 use crate::session::seal::KeyRing;
 use crate::session::store::{Handle, Lookup, SessionStore};
@@ -57,6 +58,10 @@ pub(crate) struct Gateway {
     rp_initiated_logout: bool,
     /// How clients reach this listener, for `X-Forwarded-Proto`.
     proto: &'static str,
+    /// The WebSockets each session opened.
+    sockets: Arc<sockets::Sockets>,
+    /// Origins whose pages may open WebSockets: `public_url`'s and `server.allowed_origins`.
+    websocket_origins: Vec<String>,
     /// The signed identity assertion, when `headers.assertion` is set.
     assertion: Option<assertion::Assertion>,
     /// Answers about opaque bearer tokens, when they are introspected.
@@ -76,6 +81,8 @@ pub(super) enum Auth {
         cookies: Vec<HeaderValue>,
         /// `Err(reason)` when the user is authenticated but not allowed in.
         verdict: Result<(), &'static str>,
+        /// The session, when the identity came from one (not from a bearer token).
+        session: Option<Box<(Session, Handle)>>,
     },
     /// A bearer token that failed validation, and why.
     BadBearer(String),
@@ -153,6 +160,7 @@ impl Gateway {
         tunnels: Tunnels,
         provider: Arc<Provider>,
         store: Arc<SessionStore>,
+        sockets: Arc<sockets::Sockets>,
         deps: Deps,
     ) -> Result<Self, String> {
         let keys = Arc::new(
@@ -229,6 +237,12 @@ impl Gateway {
             max_stale: config.session.max_stale,
             on_token_expiry: config.session.on_token_expiry,
             rp_initiated_logout: config.logout.rp_initiated,
+            sockets,
+            websocket_origins: std::iter::once(
+                config.server.public_url.origin().ascii_serialization(),
+            )
+            .chain(config.server.allowed_origins.iter().cloned())
+            .collect(),
             proto: if config.server.tls.is_some() {
                 "https"
             } else {
@@ -348,6 +362,17 @@ impl Gateway {
             let endpoint = endpoint.to_string();
             return self.endpoint(&endpoint, request, peer, html).await;
         }
+        let upgrade = headers::is_upgrade_request(request.headers());
+        if upgrade && !self.is_allowed_origin(request.headers()) {
+            // Cross-site WebSocket hijacking: another site's page riding the user's cookie.
+            let body = response::error(
+                StatusCode::FORBIDDEN,
+                "bad_origin",
+                "WebSockets may be opened only from this site.",
+                false,
+            );
+            return (body, Outcome::answered("rejected", "WebSocket from a foreign origin"));
+        }
         let decision = access::decide(path, request.method(), &self.access);
         let route = decision.route;
         let Some(requirements) = decision.requirements else {
@@ -359,6 +384,7 @@ impl Gateway {
                     route,
                     HeaderMap::new(),
                     Vec::new(),
+                    None,
                     html,
                 )
                 .await;
@@ -392,9 +418,14 @@ impl Gateway {
                 identity,
                 cookies,
                 verdict: Ok(()),
+                session,
             } => {
                 tracing::debug!(target: "sessiongate::access", rule = decision.rule_name(), "access granted");
-                self.forward(request, peer, client_ip, route, identity, cookies, html)
+                // A WebSocket lives as long as the session that opened it.
+                let ending = session
+                    .filter(|_| upgrade)
+                    .map(|owner| self.sockets.register(&owner.0, &owner.1));
+                self.forward(request, peer, client_ip, route, identity, cookies, ending, html)
                     .await
             }
             Auth::BadBearer(reason) => (
@@ -465,6 +496,7 @@ impl Gateway {
                             identity,
                             cookies: Vec::new(),
                             verdict,
+                            session: None,
                         }
                     }
                     Err(e @ crate::oidc::BearerError::Unavailable) => {
@@ -496,6 +528,7 @@ impl Gateway {
                 }
                 refresh::Outcome::Ended(reason) => {
                     crate::ops::metrics::session_ended(reason);
+                    self.sockets.end(&session, reason);
                     return Auth::Anonymous {
                         cookies: self.end_quietly(&session, &handle, now).await,
                         reason,
@@ -503,6 +536,7 @@ impl Gateway {
                 }
                 refresh::Outcome::Unavailable if self.is_too_stale(&session, now) => {
                     crate::ops::metrics::session_ended("stale");
+                    self.sockets.end(&session, "stale");
                     let reason = "tokens stale past session.max_stale";
                     return Auth::Anonymous {
                         cookies: self.end_quietly(&session, &handle, now).await,
@@ -514,6 +548,7 @@ impl Gateway {
         }
         changed |= sessions::touch(&mut session, now, &self.policy);
         if changed {
+            self.sockets.seen(&session);
             match self
                 .store
                 .save(&session, &handle, now, self.deps.random.as_ref())
@@ -534,6 +569,7 @@ impl Gateway {
             identity: self.identity_headers(&session.subject, |name| session.claims.get(name), now),
             cookies,
             verdict,
+            session: Some(Box::new((session, handle))),
         }
     }
 
@@ -552,6 +588,24 @@ impl Gateway {
             }
         }
         headers
+    }
+
+    /// Whether a WebSocket handshake comes from a page allowed to open one. Clients that are
+    /// not browsers send no `Origin`, and are not the ones a foreign page could ride.
+    fn is_allowed_origin(&self, headers: &HeaderMap) -> bool {
+        match headers.get(http::header::ORIGIN).map(HeaderValue::to_str) {
+            None => true,
+            Some(Ok(origin)) => self
+                .websocket_origins
+                .iter()
+                .any(|allowed| allowed.eq_ignore_ascii_case(origin.trim_end_matches('/'))),
+            Some(Err(_)) => false,
+        }
+    }
+
+    /// The WebSockets of every session, shared with the admin listener and the sweeper.
+    pub(crate) fn sockets(&self) -> Arc<sockets::Sockets> {
+        self.sockets.clone()
     }
 
     /// A bearer token's claims: a JWT checked here, an opaque token (no JWT shape) asked
@@ -729,6 +783,7 @@ impl Gateway {
         route: Route,
         identity: HeaderMap,
         cookies: Vec<HeaderValue>,
+        ending: Option<Ending>,
         html: bool,
     ) -> (Response<Body>, Outcome) {
         // The gateway's own cookies are none of the application's business, and can be
@@ -743,6 +798,7 @@ impl Gateway {
             client_ip,
             proto: self.proto,
             identity,
+            ending,
         };
         match self.upstream.forward(request, forward).await {
             Ok(forwarded) => (

@@ -10,7 +10,8 @@ const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with")
 /// A top-level navigation: `Sec-Fetch-Mode: navigate`, or, from browsers that send no
 /// Fetch Metadata, a GET or HEAD that asks for HTML and does not say it is XHR.
 pub(crate) fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
-    if method != Method::GET && method != Method::HEAD {
+    // A WebSocket handshake is never a page to redirect.
+    if method != Method::GET && method != Method::HEAD || headers.contains_key(http::header::UPGRADE) {
         return false;
     }
     if let Some(mode) = headers.get(&SEC_FETCH_MODE) {

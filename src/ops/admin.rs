@@ -63,6 +63,8 @@ pub(crate) struct Revoker {
     pub(crate) clock: Arc<dyn Clock>,
     /// Required as `Authorization: Bearer <token>` when set.
     pub(crate) token: Option<Secret>,
+    /// Runs after a revocation (closing the revoked sessions' WebSockets).
+    pub(crate) revoked: Arc<dyn Fn() + Send + Sync>,
 }
 
 pub(crate) fn router(readiness: Arc<Readiness>, revoker: Revoker) -> Router {
@@ -134,6 +136,7 @@ async fn revoke(
     };
     match revoked {
         Ok(()) => {
+            (revoker.revoked)();
             tracing::info!(target: "sessiongate::revoke", "sessions revoked by the operator");
             (StatusCode::OK, done.into())
         }

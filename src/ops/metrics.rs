@@ -86,6 +86,17 @@ impl Drop for InFlight {
     }
 }
 
+/// A WebSocket relayed from now on.
+pub(crate) fn websocket_opened() {
+    metrics::gauge!("sessiongate_websockets_open").increment(1.0);
+}
+
+/// A relayed WebSocket ended: `closed` (by an end), `session_ended`, `shutdown`.
+pub(crate) fn websocket_closed(how: &'static str) {
+    metrics::gauge!("sessiongate_websockets_open").decrement(1.0);
+    metrics::counter!("sessiongate_websockets_closed_total", "how" => how).increment(1);
+}
+
 /// A session cookie that was there but not usable (forged, from other secrets, broken).
 pub(crate) fn session_cookie_rejected() {
     metrics::counter!("sessiongate_session_cookies_rejected_total").increment(1);

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 use crate::config::UpstreamConfig;
 use headers::Peer;
-pub(crate) use tunnel::Tunnels;
+pub(crate) use tunnel::{Ending, Tunnels};
 
 /// Why a request could not be forwarded. Each maps to one status code at the HTTP edge.
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +63,8 @@ pub(crate) struct Forward {
     pub(crate) proto: &'static str,
     /// Headers to add after all rewriting: the identity the gateway asserts.
     pub(crate) identity: HeaderMap,
+    /// For a WebSocket: what closes it before its ends do (the session ending).
+    pub(crate) ending: Option<Ending>,
 }
 
 /// The response, and how long the upstream took to send its headers.
@@ -199,7 +201,8 @@ impl Upstream {
         match client_upgrade {
             Some(client_upgrade) if switching => {
                 let upstream_upgrade = hyper::upgrade::on(&mut response);
-                self.tunnels.spawn(client_upgrade, upstream_upgrade);
+                self.tunnels
+                    .spawn(client_upgrade, upstream_upgrade, forward.ending.clone());
                 headers::remove_hop_by_hop(response.headers_mut(), true);
             }
             // Relaying a 101 nobody asked for would leave the client's connection in limbo.

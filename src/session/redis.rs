@@ -212,6 +212,16 @@ impl RedisStore {
         Ok(results.first().is_some_and(|set| !set.is_null()))
     }
 
+    /// Which of these sessions still have their entries, in one pipelined round trip.
+    pub async fn exist(&self, ids: &[SessionId]) -> Result<Vec<bool>, StoreError> {
+        let pipeline = self.pool.next().pipeline();
+        for id in ids {
+            let () = pipeline.exists(self.session_key(id)).await?;
+        }
+        let counts: Vec<i64> = pipeline.all().await?;
+        Ok(counts.into_iter().map(|n| n > 0).collect())
+    }
+
     /// Ends one session.
     pub async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         let _: i64 = self.pool.del(self.session_key(id)).await?;

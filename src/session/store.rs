@@ -208,6 +208,46 @@ impl SessionStore {
         }
     }
 
+    /// Whether each session is still valid at `now`, and if not why: `absolute`, `idle`,
+    /// `revoked`, or, with Redis, `ended` (deleted by a logout, or expired idle, on any
+    /// replica). For open WebSockets, whose sessions are not presented again.
+    pub async fn still_valid(
+        &self,
+        sessions: &[(Session, Handle)],
+        now: u64,
+    ) -> Result<Vec<Result<(), &'static str>>, StoreError> {
+        let policy = self.policy();
+        match self.backend.as_ref() {
+            Backend::Cookie { revocations, .. } => Ok(sessions
+                .iter()
+                .map(|(session, _)| match model::check(session, now, policy) {
+                    Validity::Valid if revocations.is_revoked(session, now) => Err("revoked"),
+                    Validity::Valid => Ok(()),
+                    Validity::IdleExpired => Err("idle"),
+                    Validity::AbsoluteExpired => Err("absolute"),
+                })
+                .collect()),
+            Backend::Redis(redis) => {
+                let ids: Vec<_> = sessions.iter().map(|(session, _)| session.id).collect();
+                let present = redis.exist(&ids).await?;
+                // Other replicas slide the session: only the entry knows its idle deadline.
+                Ok(sessions
+                    .iter()
+                    .zip(present)
+                    .map(|((session, _), present)| {
+                        if now >= model::absolute_deadline(session, policy) {
+                            Err("absolute")
+                        } else if !present {
+                            Err("ended")
+                        } else {
+                            Ok(())
+                        }
+                    })
+                    .collect())
+            }
+        }
+    }
+
     /// Stores a new session; the cookies that carry it, replacing chunks of `previous`.
     pub async fn create(
         &self,
