@@ -371,7 +371,10 @@ impl Gateway {
                 "WebSockets may be opened only from this site.",
                 false,
             );
-            return (body, Outcome::answered("rejected", "WebSocket from a foreign origin"));
+            return (
+                body,
+                Outcome::answered("rejected", "WebSocket from a foreign origin"),
+            );
         }
         let decision = access::decide(path, request.method(), &self.access);
         let route = decision.route;
@@ -425,8 +428,10 @@ impl Gateway {
                 let ending = session
                     .filter(|_| upgrade)
                     .map(|owner| self.sockets.register(&owner.0, &owner.1));
-                self.forward(request, peer, client_ip, route, identity, cookies, ending, html)
-                    .await
+                self.forward(
+                    request, peer, client_ip, route, identity, cookies, ending, html,
+                )
+                .await
             }
             Auth::BadBearer(reason) => (
                 invalid_token(&reason),

@@ -11,7 +11,9 @@ const X_REQUESTED_WITH: HeaderName = HeaderName::from_static("x-requested-with")
 /// Fetch Metadata, a GET or HEAD that asks for HTML and does not say it is XHR.
 pub(crate) fn is_navigation(method: &Method, headers: &HeaderMap) -> bool {
     // A WebSocket handshake is never a page to redirect.
-    if method != Method::GET && method != Method::HEAD || headers.contains_key(http::header::UPGRADE) {
+    if method != Method::GET && method != Method::HEAD
+        || headers.contains_key(http::header::UPGRADE)
+    {
         return false;
     }
     if let Some(mode) = headers.get(&SEC_FETCH_MODE) {

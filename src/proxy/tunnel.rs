@@ -145,7 +145,9 @@ where
 
 /// A frame header as read (to forward it exactly), and its payload length. `None` at a
 /// clean end of stream before a new frame.
-async fn read_header<R: AsyncRead + Unpin>(from: &mut R) -> std::io::Result<Option<(Vec<u8>, u64)>> {
+async fn read_header<R: AsyncRead + Unpin>(
+    from: &mut R,
+) -> std::io::Result<Option<(Vec<u8>, u64)>> {
     let mut first = [0u8; 2];
     match from.read(&mut first[..1]).await? {
         0 => return Ok(None),
@@ -257,7 +259,11 @@ mod tests {
         assert_eq!(relay.await.unwrap(), "session_ended");
         let mut to_client = Vec::new();
         client_peer.read_to_end(&mut to_client).await.unwrap();
-        assert_eq!(&to_client[..4], &[0x88, 15, 0x03, 0xf0], "1008 to the client");
+        assert_eq!(
+            &to_client[..4],
+            &[0x88, 15, 0x03, 0xf0],
+            "1008 to the client"
+        );
         let mut to_upstream = Vec::new();
         upstream_peer.read_to_end(&mut to_upstream).await.unwrap();
         assert_eq!(to_upstream[0], 0x88, "a close frame to the upstream");

@@ -156,6 +156,17 @@ async fn upstream_answer(mut req: Request<Incoming>) -> Response<BoxBody> {
     response
 }
 
+/// Close codes the WebSocket echo server received, by the `id` of `/ws?id=...`.
+pub fn websocket_close_received(id: &str) -> Option<u16> {
+    websocket_closes().lock().expect("closes").get(id).copied()
+}
+
+fn websocket_closes() -> &'static std::sync::Mutex<std::collections::HashMap<String, u16>> {
+    static CLOSES: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<String, u16>>> =
+        std::sync::OnceLock::new();
+    CLOSES.get_or_init(Default::default)
+}
+
 fn websocket_echo(req: &mut Request<Incoming>) -> Response<BoxBody> {
     use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
     use tokio_tungstenite::tungstenite::protocol::Role;
@@ -166,6 +177,9 @@ fn websocket_echo(req: &mut Request<Incoming>) -> Response<BoxBody> {
             .expect("response");
     };
     let accept = derive_accept_key(key.as_bytes());
+    let id = url::form_urlencoded::parse(req.uri().query().unwrap_or("").as_bytes())
+        .find(|(k, _)| k == "id")
+        .map(|(_, v)| v.into_owned());
     let on_upgrade = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let Ok(upgraded) = on_upgrade.await else {
@@ -179,7 +193,13 @@ fn websocket_echo(req: &mut Request<Incoming>) -> Response<BoxBody> {
         .await;
         use futures_util::{SinkExt, StreamExt};
         while let Some(Ok(message)) = ws.next().await {
-            if message.is_close() {
+            if let tokio_tungstenite::tungstenite::Message::Close(frame) = &message {
+                if let (Some(id), Some(frame)) = (&id, frame) {
+                    websocket_closes()
+                        .lock()
+                        .expect("closes")
+                        .insert(id.clone(), u16::from(frame.code));
+                }
                 break;
             }
             if ws.send(message).await.is_err() {

@@ -439,3 +439,36 @@ async fn a_sentinel_url_finds_the_master() {
     );
     replicas.shutdown().await;
 }
+
+#[tokio::test]
+async fn sign_out_on_one_replica_closes_the_session_s_websocket_on_the_other() {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let (replicas, mut browser) = logged_in_on_two_replicas(redis::SHARED, "websocket").await;
+    let mut request = format!("ws://{}/ws", replicas.gateways[0].addr)
+        .into_client_request()
+        .expect("request");
+    request
+        .headers_mut()
+        .insert("origin", replicas.url(0, "").parse().expect("origin"));
+    request
+        .headers_mut()
+        .insert("cookie", browser.cookie_header().parse().expect("cookie"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake on replica A");
+    browser.navigate(&replicas.url(1, "/oauth2/sign_out")).await;
+    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Some(Ok(message)) = socket.next().await {
+            if let Message::Close(frame) = message {
+                return frame.map(|f| u16::from(f.code));
+            }
+        }
+        None
+    })
+    .await
+    .expect("closed within 2 s");
+    assert_eq!(closed, Some(1008));
+    replicas.shutdown().await;
+}
