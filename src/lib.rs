@@ -181,7 +181,7 @@ pub async fn run_reloading(
             let current_store = current_store.clone();
             move || current_store()
         },
-        deps.clock.clone(),
+        deps.clone(),
         stop_background.clone(),
     ));
     let readiness = Arc::new(ops::admin::Readiness::new(

@@ -151,6 +151,8 @@ pub struct SessionConfig {
     pub redis_prefix: String,
     /// Time limit of each Redis command and connection attempt.
     pub redis_timeout: Duration,
+    /// Frames from the client on a WebSocket count as activity.
+    pub websocket_activity: bool,
 }
 
 #[derive(Debug, Clone)]

@@ -97,6 +97,7 @@ pub(crate) struct Session {
     pub(crate) redis_url: Option<String>,
     pub(crate) redis_prefix: Option<String>,
     pub(crate) redis_timeout: Option<String>,
+    pub(crate) websocket_activity: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -366,6 +366,12 @@ pub(crate) const KEYS: &[Key] = &[
         "Time limit of each Redis command; past it protected paths answer 503.",
     ),
     key(
+        "session.websocket_activity",
+        Bool,
+        "false",
+        "Frames from the client on a WebSocket count as activity (slide the session); off: an open dashboard does not keep its user signed in.",
+    ),
+    key(
         "headers.claims",
         Map,
         "sub, email, preferred_username, groups",

@@ -706,6 +706,7 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
             .redis_prefix
             .unwrap_or_else(|| default_of("session.redis_prefix").to_string()),
         redis_timeout: positive(p, "session.redis_timeout", raw.redis_timeout),
+        websocket_activity: raw.websocket_activity.unwrap_or(false),
     }
 }
 

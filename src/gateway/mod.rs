@@ -60,6 +60,8 @@ pub(crate) struct Gateway {
     proto: &'static str,
     /// The WebSockets each session opened.
     sockets: Arc<sockets::Sockets>,
+    /// `session.websocket_activity`: client frames slide the session.
+    websocket_activity: bool,
     /// Origins whose pages may open WebSockets: `public_url`'s and `server.allowed_origins`.
     websocket_origins: Vec<String>,
     /// The signed identity assertion, when `headers.assertion` is set.
@@ -238,6 +240,7 @@ impl Gateway {
             on_token_expiry: config.session.on_token_expiry,
             rp_initiated_logout: config.logout.rp_initiated,
             sockets,
+            websocket_activity: config.session.websocket_activity,
             websocket_origins: std::iter::once(
                 config.server.public_url.origin().ascii_serialization(),
             )
@@ -425,9 +428,10 @@ impl Gateway {
             } => {
                 tracing::debug!(target: "sessiongate::access", rule = decision.rule_name(), "access granted");
                 // A WebSocket lives as long as the session that opened it.
-                let ending = session
-                    .filter(|_| upgrade)
-                    .map(|owner| self.sockets.register(&owner.0, &owner.1));
+                let ending = session.filter(|_| upgrade).map(|owner| {
+                    let count_activity = self.websocket_activity;
+                    self.sockets.register(&owner.0, &owner.1, count_activity)
+                });
                 self.forward(
                     request, peer, client_ip, route, identity, cookies, ending, html,
                 )

@@ -16,8 +16,9 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Random;
 use crate::proxy::Ending;
-use crate::session::model::Session;
+use crate::session::model::{self, Session};
 use crate::session::store::{Handle, SessionStore};
 
 /// How often sessions with open sockets are checked.
@@ -31,6 +32,10 @@ struct Owned {
     token: CancellationToken,
     /// One per open socket; gone when the socket closed by itself.
     alive: Vec<Weak<()>>,
+    /// Set by the sockets when the client sent a frame (`session.websocket_activity`).
+    activity: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Why the session ended, for the sockets' metrics.
+    reason: Arc<std::sync::OnceLock<&'static str>>,
 }
 
 #[derive(Default)]
@@ -46,8 +51,14 @@ impl Sockets {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// A new socket of `session`: what will close it when the session ends.
-    pub(crate) fn register(&self, session: &Session, handle: &Handle) -> Ending {
+    /// A new socket of `session`: what will close it when the session ends. With
+    /// `count_activity`, the client's frames slide the session.
+    pub(crate) fn register(
+        &self,
+        session: &Session,
+        handle: &Handle,
+        count_activity: bool,
+    ) -> Ending {
         let alive = Arc::new(());
         let mut owned = self.owned();
         let entry = owned
@@ -57,12 +68,19 @@ impl Sockets {
                 handle: handle.clone(),
                 token: CancellationToken::new(),
                 alive: Vec::new(),
+                activity: None,
+                reason: Arc::default(),
             });
         entry.session = session.clone();
         entry.alive.push(Arc::downgrade(&alive));
+        if count_activity {
+            entry.activity.get_or_insert_with(Default::default);
+        }
         Ending {
             token: entry.token.clone(),
             alive,
+            activity: entry.activity.clone(),
+            reason: entry.reason.clone(),
         }
     }
 
@@ -77,6 +95,7 @@ impl Sockets {
     pub(crate) fn end(&self, session: &Session, reason: &'static str) {
         if let Some(entry) = self.owned().remove(session.id.as_bytes()) {
             tracing::info!(target: "sessiongate::websocket", reason, sockets = entry.alive.len(), "session ended: closing its WebSockets");
+            let _ = entry.reason.set(reason);
             entry.token.cancel();
         }
     }
@@ -86,19 +105,34 @@ impl Sockets {
         self.wake.notify_one();
     }
 
-    /// Closes the sockets of sessions the store no longer holds valid at `now`.
-    pub(crate) async fn sweep(&self, store: &SessionStore, now: u64) {
-        let sessions: Vec<(Session, Handle)> = {
+    /// Slides the sessions whose sockets saw client frames, then closes the sockets of
+    /// sessions the store no longer holds valid at `now`.
+    pub(crate) async fn sweep(&self, store: &SessionStore, now: u64, random: &dyn Random) {
+        let (sessions, active) = {
             let mut owned = self.owned();
             owned.retain(|_, entry| {
                 entry.alive.retain(|socket| socket.strong_count() > 0);
                 !entry.alive.is_empty()
             });
-            owned
+            let mut active = Vec::new();
+            for entry in owned.values_mut() {
+                let seen = entry
+                    .activity
+                    .as_ref()
+                    .is_some_and(|a| a.swap(false, std::sync::atomic::Ordering::Relaxed));
+                if seen && model::touch(&mut entry.session, now, store.policy()) {
+                    active.push((entry.session.id, entry.handle.clone()));
+                }
+            }
+            let sessions: Vec<(Session, Handle)> = owned
                 .values()
                 .map(|entry| (entry.session.clone(), entry.handle.clone()))
-                .collect()
+                .collect();
+            (sessions, active)
         };
+        for (id, handle) in active {
+            self.slide_stored(store, id, &handle, now, random).await;
+        }
         if sessions.is_empty() {
             return;
         }
@@ -117,11 +151,31 @@ impl Sockets {
         }
     }
 
+    /// Socket activity slides the stored session too (Redis: the entry others read; a
+    /// cookie cannot be re-issued over a socket, so there only the socket's view moves).
+    async fn slide_stored(
+        &self,
+        store: &SessionStore,
+        id: crate::session::SessionId,
+        handle: &Handle,
+        now: u64,
+        random: &dyn Random,
+    ) {
+        let Ok(Some(mut stored)) = store.reload(handle).await else {
+            return;
+        };
+        if stored.id == id && model::touch(&mut stored, now, store.policy()) {
+            if let Err(e) = store.save(&stored, handle, now, random).await {
+                tracing::debug!(error = %e, "WebSocket activity could not slide the session");
+            }
+        }
+    }
+
     /// Sweeps every [`SWEEP_EVERY`] and whenever woken, until `stop`.
     pub(crate) async fn keep_sweeping(
         self: Arc<Self>,
         store: impl Fn() -> Arc<SessionStore> + Send,
-        clock: Arc<dyn crate::clock::Clock>,
+        deps: crate::Deps,
         stop: CancellationToken,
     ) {
         loop {
@@ -130,7 +184,8 @@ impl Sockets {
                 () = tokio::time::sleep(SWEEP_EVERY) => {}
                 () = self.wake.notified() => {}
             }
-            self.sweep(&store(), clock.now()).await;
+            self.sweep(&store(), deps.clock.now(), deps.random.as_ref())
+                .await;
         }
     }
 }

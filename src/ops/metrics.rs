@@ -91,10 +91,11 @@ pub(crate) fn websocket_opened() {
     metrics::gauge!("sessiongate_websockets_open").increment(1.0);
 }
 
-/// A relayed WebSocket ended: `closed` (by an end), `session_ended`, `shutdown`.
-pub(crate) fn websocket_closed(how: &'static str) {
+/// A relayed WebSocket ended: `closed` (by one of its ends), `shutdown`, or why its session
+/// ended (`sign_out`, `revoked`, `ended`, `idle`, `absolute`, `invalid_grant`, ...).
+pub(crate) fn websocket_closed(reason: &'static str) {
     metrics::gauge!("sessiongate_websockets_open").decrement(1.0);
-    metrics::counter!("sessiongate_websockets_closed_total", "how" => how).increment(1);
+    metrics::counter!("sessiongate_websockets_closed_total", "reason" => reason).increment(1);
 }
 
 /// A session cookie that was there but not usable (forged, from other secrets, broken).

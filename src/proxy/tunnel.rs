@@ -29,6 +29,10 @@ pub(crate) struct Ending {
     pub(crate) token: CancellationToken,
     /// Held for as long as the socket is open, so its owner can tell it has gone.
     pub(crate) alive: Arc<()>,
+    /// Set on every frame from the client, when client frames count as activity.
+    pub(crate) activity: Option<Arc<std::sync::atomic::AtomicBool>>,
+    /// Why the session ended, set before `token` is cancelled (for the metrics).
+    pub(crate) reason: Arc<std::sync::OnceLock<&'static str>>,
 }
 
 /// The set of open tunnels.
@@ -50,12 +54,17 @@ impl Tunnels {
                     return;
                 }
             };
-            let (end, _alive) = match ending {
-                Some(ending) => (ending.token, Some(ending.alive)),
-                None => (CancellationToken::new(), None),
+            let (end, _alive, activity, reason) = match ending {
+                Some(e) => (e.token, Some(e.alive), e.activity, Some(e.reason)),
+                None => (CancellationToken::new(), None, None, None),
             };
             crate::ops::metrics::websocket_opened();
-            let how = relay(TokioIo::new(client), TokioIo::new(upstream), &end, &closing).await;
+            let (client, upstream) = (TokioIo::new(client), TokioIo::new(upstream));
+            let how = relay(client, upstream, &end, &closing, activity.as_deref()).await;
+            let how = match (how, reason.as_ref().and_then(|r| r.get())) {
+                ("session_ended", Some(reason)) => *reason,
+                (how, _) => how,
+            };
             crate::ops::metrics::websocket_closed(how);
             tracing::debug!(how, "WebSocket closed");
         });
@@ -85,6 +94,7 @@ async fn relay<C, U>(
     upstream: U,
     end: &CancellationToken,
     closing: &CancellationToken,
+    activity: Option<&std::sync::atomic::AtomicBool>,
 ) -> &'static str
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -93,8 +103,8 @@ where
     let (client_read, client_write) = tokio::io::split(client);
     let (upstream_read, upstream_write) = tokio::io::split(upstream);
     // Frames to the upstream are the client's, and must stay masked (RFC 6455 §5.3).
-    let to_upstream = pump(client_read, upstream_write, true, end);
-    let to_client = pump(upstream_read, client_write, false, end);
+    let to_upstream = pump(client_read, upstream_write, true, end, activity);
+    let to_client = pump(upstream_read, client_write, false, end, None);
     tokio::select! {
         (_, _) = async { tokio::join!(to_upstream, to_client) } => {
             if end.is_cancelled() { "session_ended" } else { "closed" }
@@ -105,8 +115,13 @@ where
 
 /// Copies frames from `from` to `to` until `from` ends (then `to` is shut down) or `end` is
 /// cancelled (then `to` gets a close frame at the next frame boundary).
-async fn pump<R, W>(mut from: R, mut to: W, masked: bool, end: &CancellationToken)
-where
+async fn pump<R, W>(
+    mut from: R,
+    mut to: W,
+    masked: bool,
+    end: &CancellationToken,
+    activity: Option<&std::sync::atomic::AtomicBool>,
+) where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
@@ -120,6 +135,9 @@ where
             let _ = to.shutdown().await;
             return;
         };
+        if let Some(activity) = activity {
+            activity.store(true, std::sync::atomic::Ordering::Relaxed);
+        }
         let forwarded = async {
             to.write_all(&header).await?;
             copy_exactly(&mut from, &mut to, payload_len).await?;
@@ -245,7 +263,7 @@ mod tests {
         let closing = CancellationToken::new();
         let relay = tokio::spawn({
             let (end, closing) = (end.clone(), closing.clone());
-            async move { relay(client, upstream, &end, &closing).await }
+            async move { relay(client, upstream, &end, &closing, None).await }
         });
         // A masked text frame from the client, 126-length form, arrives byte for byte.
         let mut frame = vec![0x81, 0x80 | 126, 0x01, 0x00, 1, 2, 3, 4];

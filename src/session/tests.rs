@@ -28,6 +28,7 @@ fn config(secrets: &[u8], cookie_name: &str) -> SessionConfig {
         redis_url: None,
         redis_prefix: "sessiongate:".into(),
         redis_timeout: Duration::from_secs(2),
+        websocket_activity: false,
     }
 }
 

@@ -472,3 +472,43 @@ async fn sign_out_on_one_replica_closes_the_session_s_websocket_on_the_other() {
     assert_eq!(closed, Some(1008));
     replicas.shutdown().await;
 }
+
+#[tokio::test]
+async fn with_websocket_activity_a_busy_socket_keeps_its_session_alive() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let replicas = replicas(
+        1,
+        redis::SHARED,
+        "ws-activity",
+        "[session]\nidle_timeout = \"10m\"\nwebsocket_activity = true\n",
+    )
+    .await;
+    let mut browser = Browser::new();
+    log_in_at(&mut browser, &replicas, 0).await;
+    let mut request = format!("ws://{}/ws", replicas.gateways[0].addr)
+        .into_client_request()
+        .expect("request");
+    let headers = request.headers_mut();
+    headers.insert("origin", replicas.url(0, "").parse().expect("origin"));
+    headers.insert("cookie", browser.cookie_header().parse().expect("cookie"));
+    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("handshake");
+    // Three rounds of six minutes: past the idle timeout, but never idle for ten minutes.
+    for round in 0..3 {
+        replicas.clock.advance(Duration::from_secs(6 * 60));
+        socket.send(Message::text("busy")).await.expect("send");
+        let echoed = socket.next().await.expect("open").expect("frame");
+        assert_eq!(echoed, Message::text("busy"), "round {round}");
+        // Let a sweep slide the stored session.
+        tokio::time::sleep(Duration::from_millis(1300)).await;
+    }
+    assert_eq!(
+        user_at(&mut browser, &replicas, 0).await.as_deref(),
+        Some("alice"),
+        "the socket's activity kept the session"
+    );
+    replicas.shutdown().await;
+}

@@ -189,3 +189,87 @@ async fn secrets_rotate_without_logouts_and_foreign_cookies_do_not_open() {
     stranger.shutdown().await;
     world.gateway.shutdown().await;
 }
+
+/// A request whose session was valid when it arrived runs to its end: an upload that spans
+/// the token expiry, a refresh by another request, and the idle deadline completes, and its
+/// end is not counted as activity again.
+#[tokio::test]
+async fn a_long_upload_that_started_valid_finishes_past_expiry_refresh_and_idle() {
+    use http_body_util::BodyExt as _;
+    let world = crate::login::world("[session]\nidle_timeout = \"10m\"\n").await;
+    let mut browser = crate::common::browser::Browser::new();
+    crate::login::log_in(&mut browser, &world, "/").await;
+
+    let (chunks, receiver) = tokio::sync::mpsc::channel::<bytes::Bytes>(1);
+    let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|chunk| {
+            (
+                Ok::<_, Box<dyn std::error::Error + Send + Sync>>(hyper::body::Frame::data(chunk)),
+                receiver,
+            )
+        })
+    });
+    let body = http_body_util::StreamBody::new(stream).boxed();
+    let request = http::Request::post(world.gateway.url("/upload"))
+        .header("cookie", browser.cookie_header())
+        .header("accept", "application/json")
+        .body(body)
+        .expect("request");
+    let upload =
+        tokio::spawn(async move { crate::common::send(&crate::common::client(), request).await });
+    // More than the socket buffers hold: once these are taken, the gateway has accepted the
+    // request and is streaming it to the upstream.
+    const MIB: usize = 1 << 20;
+    for _ in 0..16 {
+        chunks
+            .send(bytes::Bytes::from(vec![b'a'; MIB]))
+            .await
+            .expect("chunk");
+    }
+
+    // Tokens expire and another request refreshes them; then the session goes idle.
+    world.clock.advance(std::time::Duration::from_secs(280));
+    let refreshes = world
+        .op
+        .refresh_calls
+        .load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(
+        browser.navigate(&world.gateway.url("/echo")).await.status,
+        http::StatusCode::OK
+    );
+    assert!(
+        world
+            .op
+            .refresh_calls
+            .load(std::sync::atomic::Ordering::SeqCst)
+            > refreshes
+    );
+    chunks
+        .send(bytes::Bytes::from(vec![b'b'; 100_000]))
+        .await
+        .expect("chunk");
+    world.clock.advance(std::time::Duration::from_secs(11 * 60));
+    chunks
+        .send(bytes::Bytes::from(vec![b'c'; 100_000]))
+        .await
+        .expect("chunk");
+    drop(chunks);
+
+    let (status, headers, body) = upload.await.expect("join");
+    assert_eq!(status, http::StatusCode::OK);
+    assert_eq!(
+        String::from_utf8_lossy(&body),
+        (16 * MIB + 200_000).to_string(),
+        "every byte arrived"
+    );
+    assert!(
+        !headers.contains_key("set-cookie"),
+        "finishing is not activity: the session slid only when the upload began: {headers:?}"
+    );
+    assert_eq!(
+        browser.navigate(&world.gateway.url("/echo")).await.status,
+        http::StatusCode::FOUND,
+        "the session itself did go idle"
+    );
+    world.gateway.shutdown().await;
+}

@@ -168,7 +168,7 @@ mod session_bound {
 
     #[tokio::test]
     async fn sign_out_from_another_tab_closes_the_socket_at_both_ends() {
-        let world = world("").await;
+        let world = world("[server]\nadmin_listen = \"127.0.0.1:0\"\n").await;
         let mut browser = logged_in(&world).await;
         let id = unique("sign-out");
         let mut socket = open(&world, &browser, &id, &world.gateway.url(""))
@@ -190,6 +190,14 @@ mod session_bound {
             Some(1008),
             "the upstream is told too"
         );
+        let admin = world.gateway.admin.expect("admin listener");
+        let (_, _, metrics) = common::get(&format!("http://{admin}/metrics")).await;
+        let metrics = String::from_utf8_lossy(&metrics);
+        assert!(
+            metrics.contains("sessiongate_websockets_closed_total{reason=\"sign_out\"}"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("sessiongate_websockets_open"), "{metrics}");
         world.gateway.shutdown().await;
     }
 
