@@ -440,26 +440,29 @@ async fn a_sentinel_url_finds_the_master() {
     replicas.shutdown().await;
 }
 
-#[tokio::test]
-async fn sign_out_on_one_replica_closes_the_session_s_websocket_on_the_other() {
-    use futures_util::StreamExt;
-    use tokio_tungstenite::tungstenite::Message;
+/// Opens a WebSocket on `replica` with the browser's session.
+async fn websocket_on(replicas: &Replicas, replica: usize, browser: &Browser) -> WebSocket {
     use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-    let (replicas, mut browser) = logged_in_on_two_replicas(redis::SHARED, "websocket").await;
-    let mut request = format!("ws://{}/ws", replicas.gateways[0].addr)
+    let mut request = format!("ws://{}/ws", replicas.gateways[replica].addr)
         .into_client_request()
         .expect("request");
-    request
-        .headers_mut()
-        .insert("origin", replicas.url(0, "").parse().expect("origin"));
-    request
-        .headers_mut()
-        .insert("cookie", browser.cookie_header().parse().expect("cookie"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
+    let headers = request.headers_mut();
+    headers.insert("origin", replicas.url(replica, "").parse().expect("origin"));
+    headers.insert("cookie", browser.cookie_header().parse().expect("cookie"));
+    tokio_tungstenite::connect_async(request)
         .await
-        .expect("handshake on replica A");
-    browser.navigate(&replicas.url(1, "/oauth2/sign_out")).await;
-    let closed = tokio::time::timeout(Duration::from_secs(2), async {
+        .expect("handshake")
+        .0
+}
+
+type WebSocket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The close code the gateway sent, waiting at most 2 s.
+async fn closed_within_2s(socket: &mut WebSocket) -> Option<u16> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::time::timeout(Duration::from_secs(2), async {
         while let Some(Ok(message)) = socket.next().await {
             if let Message::Close(frame) = message {
                 return frame.map(|f| u16::from(f.code));
@@ -468,8 +471,40 @@ async fn sign_out_on_one_replica_closes_the_session_s_websocket_on_the_other() {
         None
     })
     .await
-    .expect("closed within 2 s");
-    assert_eq!(closed, Some(1008));
+    .expect("closed within 2 s")
+}
+
+#[tokio::test]
+async fn ending_a_session_on_one_replica_closes_its_websocket_on_the_other() {
+    let (replicas, mut browser) = logged_in_on_two_replicas(redis::SHARED, "websocket").await;
+    let mut socket = websocket_on(&replicas, 0, &browser).await;
+    browser.navigate(&replicas.url(1, "/oauth2/sign_out")).await;
+    assert_eq!(closed_within_2s(&mut socket).await, Some(1008), "sign-out");
+
+    let mut browser = Browser::new();
+    log_in_at(&mut browser, &replicas, 0).await;
+    let mut socket = websocket_on(&replicas, 0, &browser).await;
+    let token = replicas
+        .op
+        .logout_token(json!({"sub": null}), Signing::Normal);
+    assert_eq!(backchannel(&replicas, 1, &token).await, StatusCode::OK);
+    assert_eq!(
+        closed_within_2s(&mut socket).await,
+        Some(1008),
+        "back-channel"
+    );
+
+    replicas
+        .op
+        .with(|s| s.next_claims = json!({"sid": "op-session-2"}));
+    let mut browser = Browser::new();
+    log_in_at(&mut browser, &replicas, 0).await;
+    let mut socket = websocket_on(&replicas, 0, &browser).await;
+    assert_eq!(
+        admin_revoke(&replicas, 1, "sub=alice").await,
+        StatusCode::OK
+    );
+    assert_eq!(closed_within_2s(&mut socket).await, Some(1008), "operator");
     replicas.shutdown().await;
 }
 
@@ -477,7 +512,6 @@ async fn sign_out_on_one_replica_closes_the_session_s_websocket_on_the_other() {
 async fn with_websocket_activity_a_busy_socket_keeps_its_session_alive() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
     let replicas = replicas(
         1,
         redis::SHARED,
@@ -487,15 +521,7 @@ async fn with_websocket_activity_a_busy_socket_keeps_its_session_alive() {
     .await;
     let mut browser = Browser::new();
     log_in_at(&mut browser, &replicas, 0).await;
-    let mut request = format!("ws://{}/ws", replicas.gateways[0].addr)
-        .into_client_request()
-        .expect("request");
-    let headers = request.headers_mut();
-    headers.insert("origin", replicas.url(0, "").parse().expect("origin"));
-    headers.insert("cookie", browser.cookie_header().parse().expect("cookie"));
-    let (mut socket, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .expect("handshake");
+    let mut socket = websocket_on(&replicas, 0, &browser).await;
     // Three rounds of six minutes: past the idle timeout, but never idle for ten minutes.
     for round in 0..3 {
         replicas.clock.advance(Duration::from_secs(6 * 60));

@@ -190,9 +190,9 @@ async fn secrets_rotate_without_logouts_and_foreign_cookies_do_not_open() {
     world.gateway.shutdown().await;
 }
 
-/// A request whose session was valid when it arrived runs to its end: an upload that spans
-/// the token expiry, a refresh by another request, and the idle deadline completes, and its
-/// end is not counted as activity again.
+/// A request whose session was valid when it arrived runs to its end: a 1 GiB upload that
+/// spans the token expiry, a refresh by another request, and the idle deadline arrives whole,
+/// and its end is not counted as activity again.
 #[tokio::test]
 async fn a_long_upload_that_started_valid_finishes_past_expiry_refresh_and_idle() {
     use http_body_util::BodyExt as _;
@@ -220,13 +220,10 @@ async fn a_long_upload_that_started_valid_finishes_past_expiry_refresh_and_idle(
     // More than the socket buffers hold: once these are taken, the gateway has accepted the
     // request and is streaming it to the upstream.
     const MIB: usize = 1 << 20;
+    let chunk = bytes::Bytes::from(vec![b'a'; MIB]);
     for _ in 0..16 {
-        chunks
-            .send(bytes::Bytes::from(vec![b'a'; MIB]))
-            .await
-            .expect("chunk");
+        chunks.send(chunk.clone()).await.expect("chunk");
     }
-
     // Tokens expire and another request refreshes them; then the session goes idle.
     world.clock.advance(std::time::Duration::from_secs(280));
     let refreshes = world
@@ -244,22 +241,21 @@ async fn a_long_upload_that_started_valid_finishes_past_expiry_refresh_and_idle(
             .load(std::sync::atomic::Ordering::SeqCst)
             > refreshes
     );
-    chunks
-        .send(bytes::Bytes::from(vec![b'b'; 100_000]))
-        .await
-        .expect("chunk");
+    // Half a gibibyte before the idle deadline, half after: 1 GiB in all.
+    for _ in 16..512 {
+        chunks.send(chunk.clone()).await.expect("chunk");
+    }
     world.clock.advance(std::time::Duration::from_secs(11 * 60));
-    chunks
-        .send(bytes::Bytes::from(vec![b'c'; 100_000]))
-        .await
-        .expect("chunk");
+    for _ in 512..1024 {
+        chunks.send(chunk.clone()).await.expect("chunk");
+    }
     drop(chunks);
 
     let (status, headers, body) = upload.await.expect("join");
     assert_eq!(status, http::StatusCode::OK);
     assert_eq!(
         String::from_utf8_lossy(&body),
-        (16 * MIB + 200_000).to_string(),
+        (1024 * MIB).to_string(),
         "every byte arrived"
     );
     assert!(

@@ -279,4 +279,20 @@ mod session_bound {
         closed_by_gateway(&mut socket).await;
         world.gateway.shutdown().await;
     }
+
+    #[tokio::test]
+    async fn a_refresh_refused_with_invalid_grant_closes_the_socket() {
+        let world = world("").await;
+        let mut browser = logged_in(&world).await;
+        let mut socket = open(&world, &browser, &unique("grant"), &world.gateway.url(""))
+            .await
+            .expect("handshake");
+        world
+            .op
+            .with(|s| s.refresh = crate::common::op::RefreshBehaviour::Revoked);
+        world.clock.advance(Duration::from_secs(250));
+        browser.navigate(&world.gateway.url("/echo")).await;
+        closed_by_gateway(&mut socket).await;
+        world.gateway.shutdown().await;
+    }
 }
