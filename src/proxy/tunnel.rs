@@ -125,6 +125,7 @@ async fn pump<R, W>(
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
+    let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let header = tokio::select! {
             biased;
@@ -140,7 +141,7 @@ async fn pump<R, W>(
         }
         let forwarded = async {
             to.write_all(&header).await?;
-            copy_exactly(&mut from, &mut to, payload_len).await?;
+            copy_exactly(&mut from, &mut to, payload_len, &mut buffer).await?;
             to.flush().await
         };
         let finish_in_time = async {
@@ -195,12 +196,16 @@ async fn read_header<R: AsyncRead + Unpin>(
     Ok(Some((header, length)))
 }
 
-async fn copy_exactly<R, W>(from: &mut R, to: &mut W, mut remaining: u64) -> std::io::Result<()>
+async fn copy_exactly<R, W>(
+    from: &mut R,
+    to: &mut W,
+    mut remaining: u64,
+    buffer: &mut [u8],
+) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let mut buffer = vec![0u8; 16 * 1024];
     while remaining > 0 {
         let want = usize::try_from(remaining.min(buffer.len() as u64)).unwrap_or(buffer.len());
         let read = from.read(&mut buffer[..want]).await?;
