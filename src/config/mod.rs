@@ -146,6 +146,8 @@ pub struct SessionConfig {
     /// its own deadlines.
     pub max_stale: Option<Duration>,
     pub max_pending_logins: usize,
+    /// Form posts up to this many bytes survive a login; 0: none do.
+    pub preserve_post_max: usize,
     pub redis_url: Option<Secret>,
     /// Prepended to every Redis key, so several deployments can share one Redis.
     pub redis_prefix: String,

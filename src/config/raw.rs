@@ -94,6 +94,7 @@ pub(crate) struct Session {
     pub(crate) on_token_expiry: Option<String>,
     pub(crate) max_stale: Option<String>,
     pub(crate) max_pending_logins: Option<i64>,
+    pub(crate) preserve_post_max: Option<i64>,
     pub(crate) redis_url: Option<String>,
     pub(crate) redis_prefix: Option<String>,
     pub(crate) redis_timeout: Option<String>,

@@ -342,6 +342,12 @@ pub(crate) const KEYS: &[Key] = &[
         "Most login attempts (tabs) one browser may have under way; older ones are dropped.",
     ),
     key(
+        "session.preserve_post_max",
+        Int,
+        "262144",
+        "A form post (urlencoded or multipart) up to this many bytes that arrives without a session is kept, and re-sent once after the login; 0: off.",
+    ),
+    key(
         "session.redis_url",
         Str,
         "",

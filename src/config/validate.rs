@@ -689,6 +689,12 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
     SessionConfig {
         max_stale,
         max_pending_logins,
+        preserve_post_max: int_in(
+            p,
+            "session.preserve_post_max",
+            raw.preserve_post_max,
+            0..=16 * 1024 * 1024,
+        ),
         store,
         secrets,
         cookie_name,

@@ -127,6 +127,31 @@ impl Gateway {
                     }
                 }
                 crate::ops::metrics::login("completed");
+                if let Some(token) = &logged_in.preserved {
+                    let ttl = super::preserve::REPLAY_TTL;
+                    match self
+                        .store
+                        .bind_post(token, &logged_in.session, ttl, now)
+                        .await
+                    {
+                        Ok(true) => {
+                            let page = self.replay_page(&logged_in.return_to, token);
+                            return (
+                                with_cookies(page, cookies),
+                                Outcome::answered(
+                                    "endpoint",
+                                    "login completed: sending the kept form",
+                                ),
+                            );
+                        }
+                        Ok(false) => {
+                            tracing::info!(target: "sessiongate::login", "the kept form post expired during the login")
+                        }
+                        Err(e) => {
+                            tracing::warn!(target: "sessiongate::login", error = %e, "the kept form post could not be bound")
+                        }
+                    }
+                }
                 tracing::info!(target: "sessiongate::login", session = ?logged_in.session.id, "login completed");
                 (
                     redirect(&logged_in.return_to, cookies),

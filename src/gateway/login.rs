@@ -6,6 +6,7 @@
 //! cleared at the callback, and used states are remembered until they would have expired
 //! anyway, so a replayed callback with a copied cookie fails too.
 
+use crate::session::preserved::PostToken;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -37,6 +38,9 @@ struct LoginState {
     /// Sent with `prompt=none`: if the provider needs the user, log in interactively.
     #[serde(default)]
     silent: bool,
+    /// A form post kept while the user logs in (its token).
+    #[serde(default)]
+    preserved: Option<String>,
 }
 
 /// Errors by which a provider says a silent attempt needs the user (Core §3.1.2.6).
@@ -114,6 +118,8 @@ pub(crate) struct LoggedIn {
     pub(crate) clear: HeaderValue,
     /// The attempt renewed an existing session silently (`prompt=none`).
     pub(crate) silent: bool,
+    /// The form post this login was started for.
+    pub(crate) preserved: Option<PostToken>,
 }
 
 pub(crate) struct Login {
@@ -203,6 +209,7 @@ impl Login {
         headers: &HeaderMap,
         return_to: &str,
         silent: bool,
+        preserved: Option<&PostToken>,
     ) -> Result<(String, Vec<HeaderValue>), LoginError> {
         let now = self.clock.now();
         let state = random_token(self.random.as_ref(), RANDOM_BYTES);
@@ -239,6 +246,7 @@ impl Login {
             return_to: return_to.to_string(),
             created_at: now,
             silent,
+            preserved: preserved.map(PostToken::encode),
         };
         let name = self.cookie_name(&state);
         let plaintext = serde_json::to_vec(&login).map_err(|_| LoginError::Unavailable)?;
@@ -349,6 +357,7 @@ impl Login {
             return_to: login.return_to,
             clear,
             silent: login.silent,
+            preserved: login.preserved.as_deref().and_then(PostToken::decode),
         })
     }
 

@@ -12,6 +12,7 @@ mod endpoints;
 pub(crate) mod identity;
 mod login;
 mod navigation;
+mod preserve;
 mod refresh;
 pub(crate) mod response;
 mod return_url;
@@ -62,6 +63,8 @@ pub(crate) struct Gateway {
     sockets: Arc<sockets::Sockets>,
     /// `session.websocket_activity`: client frames slide the session.
     websocket_activity: bool,
+    /// `session.preserve_post_max`: form posts up to this size survive a login.
+    preserve_post_max: usize,
     /// Origins whose pages may open WebSockets: `public_url`'s and `server.allowed_origins`.
     websocket_origins: Vec<String>,
     /// The signed identity assertion, when `headers.assertion` is set.
@@ -241,6 +244,7 @@ impl Gateway {
             rp_initiated_logout: config.logout.rp_initiated,
             sockets,
             websocket_activity: config.session.websocket_activity,
+            preserve_post_max: config.session.preserve_post_max,
             websocket_origins: std::iter::once(
                 config.server.public_url.origin().ascii_serialization(),
             )
@@ -396,6 +400,8 @@ impl Gateway {
                 .await;
         };
 
+        // The post of a replay page: sent on with the form kept across the login.
+        let (request, replay) = self.replay_marker(request).await;
         let now = self.deps.clock.now();
         match self
             .authenticate(request.headers(), now, requirements)
@@ -427,6 +433,15 @@ impl Gateway {
                 session,
             } => {
                 tracing::debug!(target: "sessiongate::access", rule = decision.rule_name(), "access granted");
+                let request = match (&replay, &session) {
+                    (Some(token), Some(owner)) => {
+                        match self.with_kept_post(request, token, &owner.0, html).await {
+                            Ok(request) => request,
+                            Err(refused) => return refused,
+                        }
+                    }
+                    _ => request,
+                };
                 // A WebSocket lives as long as the session that opened it.
                 let ending = session.filter(|_| upgrade).map(|owner| {
                     let count_activity = self.websocket_activity;
@@ -459,6 +474,12 @@ impl Gateway {
                     route.label(),
                     reason,
                 )
+            }
+            Auth::Anonymous { cookies, reason }
+                if route != Route::Api && self.is_preservable(&request) =>
+            {
+                self.login_keeping_post(request, route.label(), cookies, reason)
+                    .await
             }
             Auth::Anonymous { cookies, reason } => {
                 self.unauthenticated(&request, route, cookies, reason, html)
@@ -754,12 +775,27 @@ impl Gateway {
         headers: &HeaderMap,
         return_to: &str,
         silent: bool,
+        cookies: Vec<HeaderValue>,
+        route: &'static str,
+        reason: &str,
+    ) -> (Response<Body>, Outcome) {
+        self.start_login_keeping(headers, return_to, silent, None, cookies, route, reason)
+    }
+
+    /// As [`Gateway::start_login`], for a login that carries a kept form post.
+    #[allow(clippy::too_many_arguments)]
+    fn start_login_keeping(
+        &self,
+        headers: &HeaderMap,
+        return_to: &str,
+        silent: bool,
+        preserved: Option<&crate::session::preserved::PostToken>,
         mut cookies: Vec<HeaderValue>,
         route: &'static str,
         reason: &str,
     ) -> (Response<Body>, Outcome) {
         let html = response::wants_html(headers);
-        match self.login.start(headers, return_to, silent) {
+        match self.login.start(headers, return_to, silent, preserved) {
             Ok((url, login_cookies)) => {
                 crate::ops::metrics::login("started");
                 cookies.extend(login_cookies);

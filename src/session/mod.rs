@@ -10,6 +10,7 @@
 pub mod codec;
 pub mod cookies;
 pub mod model;
+pub mod preserved;
 pub mod redis;
 pub mod revocation;
 pub mod seal;

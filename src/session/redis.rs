@@ -75,6 +75,13 @@ impl fmt::Debug for Ticket {
 #[error("session store (Redis): {0}")]
 pub struct StoreError(String);
 
+impl StoreError {
+    /// A limit of the store reached (not an outage).
+    pub fn full(what: &str) -> Self {
+        Self(what.to_string())
+    }
+}
+
 impl From<fred::error::Error> for StoreError {
     fn from(e: fred::error::Error) -> Self {
         // fred's messages name the command and the failure, never the URL or password.
@@ -220,6 +227,53 @@ impl RedisStore {
         }
         let counts: Vec<i64> = pipeline.all().await?;
         Ok(counts.into_iter().map(|n| n > 0).collect())
+    }
+
+    /// Keeps a sealed form post for `ttl` seconds.
+    pub async fn keep_post(&self, id: &str, sealed: Vec<u8>, ttl: u64) -> Result<(), StoreError> {
+        let ttl = i64::try_from(ttl.max(1)).unwrap_or(i64::MAX);
+        let () = self
+            .pool
+            .set(
+                self.key("post", id),
+                sealed,
+                Some(Expiration::EX(ttl)),
+                None,
+                false,
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Gives the kept post to `session` (the login succeeded), for `ttl` more seconds.
+    pub async fn bind_post(&self, id: &str, session: &str, ttl: u64) -> Result<bool, StoreError> {
+        let ttl = i64::try_from(ttl.max(1)).unwrap_or(i64::MAX);
+        let exists: i64 = self.pool.exists(self.key("post", id)).await?;
+        if exists == 0 {
+            return Ok(false);
+        }
+        let key = self.key("postfor", &format!("{id}:{session}"));
+        let () = self
+            .pool
+            .set(key, "1", Some(Expiration::EX(ttl)), None, false)
+            .await?;
+        let _: bool = self.pool.expire(self.key("post", id), ttl, None).await?;
+        Ok(true)
+    }
+
+    /// The kept post, once, and only for the session it was given to.
+    pub async fn take_post(&self, id: &str, session: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        // Deleting the binding is the once-only step: a second replay, or another session,
+        // deletes nothing.
+        let bound: i64 = self
+            .pool
+            .del(self.key("postfor", &format!("{id}:{session}")))
+            .await?;
+        if bound == 0 {
+            return Ok(None);
+        }
+        let sealed: Option<Vec<u8>> = self.pool.getdel(self.key("post", id)).await?;
+        Ok(sealed)
     }
 
     /// Ends one session.

@@ -9,18 +9,29 @@ use std::sync::{Arc, Mutex};
 use http::{HeaderMap, HeaderValue};
 
 use super::model::{self, Session, SessionPolicy, Validity};
+use super::preserved::{PostToken, PreservedPost};
 use super::redis::{RedisStore, StoreError, Ticket, Write};
 use super::revocation::Revocations;
 use super::{Carried, Loaded, Purpose, Scheme, SessionCookies};
 use crate::clock::Random;
 use crate::config::{SessionConfig, StoreKind};
 
+/// A kept form post in memory: sealed, for whom (none yet), until when.
+type KeptPost = (Vec<u8>, Option<String>, u64);
+
+/// Most form posts one replica keeps in memory at once.
+const MAX_KEPT_POSTS: usize = 1000;
+
+/// Built once and kept behind an `Arc`: the size of its variants costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Backend {
     /// The session is the cookie; what was revoked is remembered here, for this replica.
     Cookie {
         revocations: Revocations,
         /// Logout tokens already used (`jti`) → when the entry may go.
         used_logout_tokens: Mutex<HashMap<String, u64>>,
+        /// Form posts kept across a login: id → (sealed post, the session it is for, until).
+        posts: Mutex<HashMap<String, KeptPost>>,
     },
     Redis(RedisStore),
 }
@@ -88,6 +99,7 @@ impl SessionStore {
             StoreKind::Cookie => Backend::Cookie {
                 revocations: Revocations::new(config.absolute_timeout),
                 used_logout_tokens: Mutex::default(),
+                posts: Mutex::default(),
             },
             StoreKind::Redis => {
                 let url = config
@@ -371,6 +383,78 @@ impl SessionStore {
         }
     }
 
+    /// Keeps a form post while its user logs in (for `ttl` seconds); the token that names it.
+    pub async fn keep_post(
+        &self,
+        post: &PreservedPost,
+        ttl: u64,
+        now: u64,
+        random: &dyn Random,
+    ) -> Result<PostToken, StoreError> {
+        let token = PostToken::new(random);
+        let sealed = token.seal(post, random);
+        match self.backend.as_ref() {
+            Backend::Cookie { posts, .. } => {
+                let mut posts = posts.lock().unwrap_or_else(|p| p.into_inner());
+                posts.retain(|_, (_, _, until)| *until > now);
+                if posts.len() >= MAX_KEPT_POSTS {
+                    return Err(StoreError::full("too many form posts kept at once"));
+                }
+                posts.insert(token.id_hex(), (sealed, None, now + ttl));
+            }
+            Backend::Redis(redis) => redis.keep_post(&token.id_hex(), sealed, ttl).await?,
+        }
+        Ok(token)
+    }
+
+    /// The login for a kept post succeeded: the post now belongs to `session`, for `ttl`.
+    pub async fn bind_post(
+        &self,
+        token: &PostToken,
+        session: &Session,
+        ttl: u64,
+        now: u64,
+    ) -> Result<bool, StoreError> {
+        let owner = hex_id(session);
+        match self.backend.as_ref() {
+            Backend::Cookie { posts, .. } => {
+                let mut posts = posts.lock().unwrap_or_else(|p| p.into_inner());
+                Ok(match posts.get_mut(&token.id_hex()) {
+                    Some(kept) if kept.2 > now => {
+                        *kept = (std::mem::take(&mut kept.0), Some(owner), now + ttl);
+                        true
+                    }
+                    _ => false,
+                })
+            }
+            Backend::Redis(redis) => redis.bind_post(&token.id_hex(), &owner, ttl).await,
+        }
+    }
+
+    /// The kept post, once, and only for the session its login made.
+    pub async fn take_post(
+        &self,
+        token: &PostToken,
+        session: &Session,
+        now: u64,
+    ) -> Result<Option<PreservedPost>, StoreError> {
+        let owner = hex_id(session);
+        let sealed = match self.backend.as_ref() {
+            Backend::Cookie { posts, .. } => {
+                let mut posts = posts.lock().unwrap_or_else(|p| p.into_inner());
+                let id = token.id_hex();
+                match posts.get(&id) {
+                    Some((_, Some(bound), until)) if *bound == owner && *until > now => {
+                        posts.remove(&id).map(|(sealed, _, _)| sealed)
+                    }
+                    _ => None,
+                }
+            }
+            Backend::Redis(redis) => redis.take_post(&token.id_hex(), &owner).await?,
+        };
+        Ok(sealed.and_then(|sealed| token.open(&sealed)))
+    }
+
     /// Seconds until the session's nearer deadline: the Redis entry's TTL.
     fn ttl(&self, session: &Session, now: u64) -> u64 {
         let policy = self.policy();
@@ -419,6 +503,15 @@ impl SessionStore {
                 Vec::new()
             })
     }
+}
+
+fn hex_id(session: &Session) -> String {
+    session
+        .id
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn missing(clear: Vec<HeaderValue>, reason: &'static str) -> Lookup {

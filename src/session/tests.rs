@@ -24,6 +24,7 @@ fn config(secrets: &[u8], cookie_name: &str) -> SessionConfig {
         refresh_before_expiry: Duration::from_secs(60),
         on_token_expiry: OnTokenExpiry::Ignore,
         max_pending_logins: 5,
+        preserve_post_max: 262144,
         max_stale: None,
         redis_url: None,
         redis_prefix: "sessiongate:".into(),

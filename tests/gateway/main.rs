@@ -12,6 +12,7 @@ mod limits;
 mod login;
 mod logout;
 mod nginx;
+mod preserve;
 mod proxy;
 mod redis;
 mod refresh;

@@ -538,3 +538,48 @@ async fn with_websocket_activity_a_busy_socket_keeps_its_session_alive() {
     );
     replicas.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_form_post_kept_on_one_replica_is_sent_on_from_the_other() {
+    let replicas = replicas(2, redis::SHARED, "preserve", "").await;
+    let mut browser = Browser::new();
+    log_in_at(&mut browser, &replicas, 0).await;
+    replicas.clock.advance(Duration::from_secs(2 * 3600));
+    let form_headers = [
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("accept", "text/html"),
+        ("sec-fetch-mode", "navigate"),
+    ];
+    let sent = browser
+        .request(
+            "POST",
+            &replicas.url(0, "/echo/form"),
+            &form_headers,
+            full("field=kept+in+redis"),
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::FOUND);
+    let kept = redis::keys(SHARED_PORT, &format!("{}post:", replicas.prefix));
+    assert_eq!(kept.len(), 1, "kept in the shared store");
+    let stored = redis::cli(SHARED_PORT, &["GET", &kept[0]]);
+    assert!(
+        !stored.windows(4).any(|w| w == b"kept"),
+        "sealed: the form is not readable in Redis"
+    );
+    let page = browser.navigate(&op::approve(&sent.location()).await).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let text = page.text();
+    let start = text.find("value=\"").expect("token") + 7;
+    let token = &text[start..start + 96];
+    let replayed = browser
+        .request(
+            "POST",
+            &replicas.url(1, "/echo/form"),
+            &form_headers,
+            full(format!("__sessiongate_replay={token}")),
+        )
+        .await;
+    assert_eq!(replayed.status, StatusCode::OK, "{}", replayed.text());
+    assert_eq!(Echo::parse(&replayed.body).0["body"], "field=kept+in+redis");
+    replicas.shutdown().await;
+}
