@@ -148,6 +148,10 @@ pub struct SessionConfig {
     pub max_pending_logins: usize,
     /// Form posts up to this many bytes survive a login; 0: none do.
     pub preserve_post_max: usize,
+    /// Insert the expiry notice's script into the application's HTML pages.
+    pub inject_warning: bool,
+    /// How long before the idle deadline the notice shows.
+    pub warning_before: Duration,
     pub redis_url: Option<Secret>,
     /// Prepended to every Redis key, so several deployments can share one Redis.
     pub redis_prefix: String,

@@ -95,6 +95,8 @@ pub(crate) struct Session {
     pub(crate) max_stale: Option<String>,
     pub(crate) max_pending_logins: Option<i64>,
     pub(crate) preserve_post_max: Option<i64>,
+    pub(crate) inject_warning: Option<bool>,
+    pub(crate) warning_before: Option<String>,
     pub(crate) redis_url: Option<String>,
     pub(crate) redis_prefix: Option<String>,
     pub(crate) redis_timeout: Option<String>,

@@ -348,6 +348,18 @@ pub(crate) const KEYS: &[Key] = &[
         "A form post (urlencoded or multipart) up to this many bytes that arrives without a session is kept, and re-sent once after the login; 0: off.",
     ),
     key(
+        "session.inject_warning",
+        Bool,
+        "false",
+        "Insert `<script src=\"/oauth2/session.js\">` before `</body>` of the application's (uncompressed) HTML: a notice before the idle deadline.",
+    ),
+    key(
+        "session.warning_before",
+        Str,
+        "2m",
+        "How long before the idle deadline the notice of `/oauth2/session.js` shows.",
+    ),
+    key(
         "session.redis_url",
         Str,
         "",

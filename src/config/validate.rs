@@ -689,6 +689,8 @@ fn session(raw: raw::Session, p: &mut Problems) -> SessionConfig {
     SessionConfig {
         max_stale,
         max_pending_logins,
+        inject_warning: raw.inject_warning.unwrap_or(false),
+        warning_before: positive(p, "session.warning_before", raw.warning_before),
         preserve_post_max: int_in(
             p,
             "session.preserve_post_max",

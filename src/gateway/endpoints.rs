@@ -56,6 +56,17 @@ impl Gateway {
             "/callback" => self.callback(request, html).await,
             "/userinfo" => self.userinfo(request.headers(), html).await,
             "/session" => self.session_status(request.headers(), html).await,
+            "/session.js" => {
+                let mut response = Response::new(Body::from(self.session_js.clone()));
+                let headers = response.headers_mut();
+                headers.insert(
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/javascript; charset=utf-8"),
+                );
+                headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+                (response, Outcome::answered("endpoint", "session.js"))
+            }
+            "/session/touch" => self.touch(request.headers(), request.method()).await,
             "/sign_out" => {
                 let rd = query_param(&request, "rd").unwrap_or_default();
                 self.sign_out(request.headers(), &rd, html).await
@@ -284,6 +295,45 @@ impl Gateway {
 }
 
 impl Gateway {
+    /// "Stay signed in": one request that slides the session (POST only, so that nothing
+    /// can slide it by linking or prefetching).
+    async fn touch(
+        &self,
+        headers: &http::HeaderMap,
+        method: &http::Method,
+    ) -> (Response<Body>, Outcome) {
+        if method != http::Method::POST {
+            let body = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &json!({"error": "use POST"}),
+            );
+            return (body, Outcome::answered("endpoint", "touch without POST"));
+        }
+        let now = self.deps.clock.now();
+        let nothing = crate::config::Requirements::default();
+        match self.authenticate(headers, now, &nothing).await {
+            Auth::Identified { cookies, .. } => {
+                let mut response = Response::new(Body::empty());
+                *response.status_mut() = StatusCode::NO_CONTENT;
+                (
+                    with_cookies(response, cookies),
+                    Outcome::answered("endpoint", "session touched"),
+                )
+            }
+            Auth::StoreUnavailable(reason) | Auth::ProviderUnavailable(reason) => (
+                store_unavailable(false),
+                Outcome::answered("endpoint", reason),
+            ),
+            _ => (
+                json(
+                    StatusCode::UNAUTHORIZED,
+                    &json!({"error": "unauthenticated"}),
+                ),
+                Outcome::answered("endpoint", "touch without session"),
+            ),
+        }
+    }
+
     /// Forward-auth for an existing proxy (nginx `auth_request`, Traefik `forwardAuth`,
     /// Caddy `forward_auth`): 202 with the identity headers (and any Set-Cookie of a slid
     /// session) for a valid session or bearer token, 401 otherwise. The original request's

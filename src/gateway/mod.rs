@@ -10,6 +10,7 @@ mod assertion;
 mod authorize;
 mod endpoints;
 pub(crate) mod identity;
+mod inject;
 mod login;
 mod navigation;
 mod preserve;
@@ -65,6 +66,10 @@ pub(crate) struct Gateway {
     websocket_activity: bool,
     /// `session.preserve_post_max`: form posts up to this size survive a login.
     preserve_post_max: usize,
+    /// The expiry notice script, ready to serve.
+    session_js: bytes::Bytes,
+    /// With `session.inject_warning`: the tag inserted into HTML pages.
+    inject_tag: Option<bytes::Bytes>,
     /// Origins whose pages may open WebSockets: `public_url`'s and `server.allowed_origins`.
     websocket_origins: Vec<String>,
     /// The signed identity assertion, when `headers.assertion` is set.
@@ -245,6 +250,20 @@ impl Gateway {
             sockets,
             websocket_activity: config.session.websocket_activity,
             preserve_post_max: config.session.preserve_post_max,
+            session_js: bytes::Bytes::from(
+                include_str!("assets/session.js")
+                    .replace("{PREFIX}", &config.server.auth_prefix)
+                    .replace(
+                        "{WARN_BEFORE}",
+                        &config.session.warning_before.as_secs().to_string(),
+                    ),
+            ),
+            inject_tag: config.session.inject_warning.then(|| {
+                bytes::Bytes::from(format!(
+                    "<script src=\"{}/session.js\" defer></script>",
+                    config.server.auth_prefix
+                ))
+            }),
             websocket_origins: std::iter::once(
                 config.server.public_url.origin().ascii_serialization(),
             )
@@ -845,15 +864,25 @@ impl Gateway {
             identity,
             ending,
         };
+        let authenticated = !forward.identity.is_empty();
         match self.upstream.forward(request, forward).await {
-            Ok(forwarded) => (
-                with_cookies(forwarded.response, cookies),
-                Outcome {
-                    route: route.label(),
-                    upstream_latency: Some(forwarded.upstream_latency),
-                    reason: None,
-                },
-            ),
+            Ok(mut forwarded) => {
+                if let Some(tag) = self.inject_tag.as_ref().filter(|_| authenticated) {
+                    if inject::applies(forwarded.response.headers()) {
+                        let (mut parts, body) = forwarded.response.into_parts();
+                        let body = inject::into(&mut parts.headers, body, tag.clone());
+                        forwarded.response = Response::from_parts(parts, body);
+                    }
+                }
+                (
+                    with_cookies(forwarded.response, cookies),
+                    Outcome {
+                        route: route.label(),
+                        upstream_latency: Some(forwarded.upstream_latency),
+                        reason: None,
+                    },
+                )
+            }
             Err(e) => {
                 let status = e.status();
                 let message = match status {

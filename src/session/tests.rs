@@ -25,6 +25,8 @@ fn config(secrets: &[u8], cookie_name: &str) -> SessionConfig {
         on_token_expiry: OnTokenExpiry::Ignore,
         max_pending_logins: 5,
         preserve_post_max: 262144,
+        inject_warning: false,
+        warning_before: Duration::from_secs(120),
         max_stale: None,
         redis_url: None,
         redis_prefix: "sessiongate:".into(),

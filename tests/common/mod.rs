@@ -104,6 +104,33 @@ async fn upstream_answer(mut req: Request<Incoming>) -> Response<BoxBody> {
     if let Some(n) = path.strip_prefix("/download/") {
         return reply(200, generated(n.parse().unwrap_or(0)));
     }
+    if let Some(kind) = path.strip_prefix("/page") {
+        const PAGE: &str = "<!doctype html><html><body><h1>Orders</h1></body></html>";
+        let (body, encoding) = match kind {
+            // Split so that `</body>` spans two frames.
+            "-split" => {
+                let frames = ["<html><body><p>a</p></bo", "dy></html>"].map(|f| {
+                    Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from(f)))
+                });
+                (
+                    StreamBody::new(futures_util::stream::iter(frames)).boxed(),
+                    None,
+                )
+            }
+            "-gzip" => (full(PAGE), Some("gzip")),
+            _ => (full(PAGE), None),
+        };
+        let mut response = reply(200, body);
+        let headers = response.headers_mut();
+        headers.insert(
+            "content-type",
+            "text/html; charset=utf-8".parse().expect("value"),
+        );
+        if let Some(encoding) = encoding {
+            headers.insert("content-encoding", encoding.parse().expect("value"));
+        }
+        return response;
+    }
     if path == "/upload" {
         let mut body = req.into_body();
         let mut total: u64 = 0;

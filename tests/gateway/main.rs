@@ -12,6 +12,7 @@ mod limits;
 mod login;
 mod logout;
 mod nginx;
+mod notice;
 mod preserve;
 mod proxy;
 mod redis;
