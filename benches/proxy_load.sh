@@ -2,7 +2,9 @@
 # Load benchmark for the proxy path: wrk against a tiny upstream directly, then through the
 # gateway on a public path, then through the gateway with a session cookie on a protected
 # path, then the same through a second gateway with the Redis store (a redis-server of the
-# benchmark's own), and a table comparing them.
+# benchmark's own), Debian's nginx as a plain reverse proxy (one worker, no auth) as the
+# yardstick, 10,000 distinct session cookies rotated by wrk, and a table comparing them,
+# with the gateway's resident memory after the run.
 #
 #   bash benches/proxy_load.sh                     # 32 connections, 10 s per target
 #   CONNECTIONS=64 DURATION=30 bash benches/proxy_load.sh
@@ -39,6 +41,7 @@ ROOT="$PWD"
 command -v taskset >/dev/null || die "taskset (util-linux) is required"
 command -v curl >/dev/null || die "curl is required"
 command -v redis-server >/dev/null || die "redis-server is required (apt-get install redis-server)"
+command -v nginx >/dev/null || die "nginx is required (apt-get install nginx)"
 if [ "$(nproc)" -lt 2 ]; then
     die "needs at least 2 CPUs for the pinning (nproc = $(nproc))"
 fi
@@ -162,6 +165,10 @@ REDIS_PORT="$(free_port "$GATEWAY_PORT")"
 REDIS_CMD=(taskset -c "$SERVER_CPU" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no)
 "${REDIS_CMD[@]}" >"$WORK/redis.log" 2>&1 &
 PIDS+=($!)
+for ((i = 0; i < 100; i++)); do
+    redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+    sleep 0.1
+done
 REDIS_URL="redis://127.0.0.1:$REDIS_PORT"
 REDIS_PREFIX="sessiongate-bench:"
 REDIS_GATEWAY_PORT="$(free_port "$REDIS_PORT")"
@@ -173,9 +180,53 @@ env -u RUST_LOG "${REDIS_GATEWAY_CMD[@]}" >/dev/null 2>"$WORK/gateway-redis.log"
 PIDS+=($!)
 wait_ready gateway-redis "${PIDS[-1]}" "http://127.0.0.1:$REDIS_GATEWAY_PORT/public/"
 
+# nginx as a plain reverse proxy in front of the same upstream: what operators would run
+# instead, with one worker on the servers' CPU.
+NGINX_PORT="$(free_port "$REDIS_GATEWAY_PORT")"
+mkdir -p "$WORK/nginx"
+cat >"$WORK/nginx/nginx.conf" <<NGINX
+daemon off;
+worker_processes 1;
+pid $WORK/nginx/nginx.pid;
+error_log $WORK/nginx/error.log;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx/body;
+    proxy_temp_path $WORK/nginx/proxy;
+    fastcgi_temp_path $WORK/nginx/fastcgi;
+    uwsgi_temp_path $WORK/nginx/uwsgi;
+    scgi_temp_path $WORK/nginx/scgi;
+    upstream app { server 127.0.0.1:$UPSTREAM_PORT; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGINX_PORT;
+        location / {
+            proxy_pass http://app;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+NGINX
+NGINX_CMD=(taskset -c "$SERVER_CPU" nginx -c "$WORK/nginx/nginx.conf" -p "$WORK/nginx")
+"${NGINX_CMD[@]}" >"$WORK/nginx.log" 2>&1 &
+PIDS+=($!)
+wait_ready nginx "${PIDS[-1]}" "http://127.0.0.1:$NGINX_PORT/"
+
 # Valid session cookies, sealed with the gateways' secret, for the authenticated targets.
 SESSION_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET")"
 REDIS_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET" "$REDIS_URL" "$REDIS_PREFIX")"
+# 10,000 distinct sessions, one per line, rotated request by request.
+"$ROOT/target/release/examples/bench_session_cookie" "$SECRET" --count 10000 >"$WORK/cookies.txt"
+cat >"$WORK/rotate.lua" <<LUA
+local cookies = {}
+for line in io.lines("$WORK/cookies.txt") do cookies[#cookies + 1] = line end
+local next_one = 0
+request = function()
+    next_one = next_one % #cookies + 1
+    return wrk.format("GET", "/app", { ["Cookie"] = cookies[next_one] })
+end
+LUA
 
 # The gateway must really forward (not answer 401 or 502 itself), on both paths.
 direct_body="$(curl -s --max-time 2 "http://127.0.0.1:$UPSTREAM_PORT/")"
@@ -248,6 +299,10 @@ run_wrk direct "http://127.0.0.1:$UPSTREAM_PORT/"
 run_wrk gateway "http://127.0.0.1:$GATEWAY_PORT/public/"
 run_wrk session "http://127.0.0.1:$GATEWAY_PORT/app" -H "Cookie: $SESSION_COOKIE"
 run_wrk redis "http://127.0.0.1:$REDIS_GATEWAY_PORT/app" -H "Cookie: $REDIS_COOKIE"
+run_wrk nginx "http://127.0.0.1:$NGINX_PORT/"
+run_wrk sessions-10k "http://127.0.0.1:$GATEWAY_PORT/app" -s "$WORK/rotate.lua"
+# The cookie-store gateway is the second process started (after the upstream): its memory.
+GATEWAY_RSS_KB="$(awk '/^VmRSS:/ { print $2 }' "/proc/${PIDS[1]}/status")"
 
 # --- report -----------------------------------------------------------------------------
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.3f", a / b; else print "n/a" }'; }
@@ -256,22 +311,23 @@ echo
 echo "proxy_load: nproc = $(nproc); wrk on CPU $WRK_CPU, upstream and gateway on CPU $SERVER_CPU;" \
     "$CONNECTIONS connections, ${DURATION}s (after ${WARMUP}s warm-up)"
 echo "commands:"
-printf '  %s\n' "${UPSTREAM_CMD[*]}" "${GATEWAY_CMD[*]}" "${REDIS_CMD[*]}" "${REDIS_GATEWAY_CMD[*]}"
+printf '  %s\n' "${UPSTREAM_CMD[*]}" "${GATEWAY_CMD[*]}" "${REDIS_CMD[*]}" "${REDIS_GATEWAY_CMD[*]}" "${NGINX_CMD[*]}"
 printf '  %s\n' "${COMMANDS[@]}"
 echo "config ($CONFIG, removed at exit; secret elided):"
 sed 's/^secrets = .*/secrets = ["..."]/; s/^./  &/' "$CONFIG"
 echo
 printf '%-16s %12s %10s %10s %8s\n' target "req/s" "p50 ms" "p99 ms" errors
-for name in direct gateway session redis; do
+for name in direct nginx gateway session sessions-10k redis; do
     printf '%-16s %12s %10s %10s %8s\n' "$name" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" "${BAD[$name]}"
 done
-for pair in gateway/direct session/direct session/gateway redis/session; do
+for pair in gateway/direct session/direct session/gateway session/nginx sessions-10k/session redis/session; do
     a="${pair%/*}" b="${pair#*/}"
     printf '%-16s %12s %10s %10s\n' "$pair" \
         "$(ratio "${RPS[$a]}" "${RPS[$b]}")" \
         "$(ratio "${P50[$a]}" "${P50[$b]}")" \
         "$(ratio "${P99[$a]}" "${P99[$b]}")"
 done
-if [ "${BAD[direct]}" -ne 0 ] || [ "${BAD[gateway]}" -ne 0 ] || [ "${BAD[session]}" -ne 0 ] || [ "${BAD[redis]}" -ne 0 ]; then
+echo "gateway (cookie store) RSS after the run: $((GATEWAY_RSS_KB / 1024)) MiB"
+if [ "${BAD[direct]}" -ne 0 ] || [ "${BAD[gateway]}" -ne 0 ] || [ "${BAD[session]}" -ne 0 ] || [ "${BAD[redis]}" -ne 0 ] || [ "${BAD[nginx]}" -ne 0 ] || [ "${BAD[sessions-10k]}" -ne 0 ]; then
     echo "proxy_load: warning: some responses were errors or not 2xx/3xx (see 'errors')" >&2
 fi

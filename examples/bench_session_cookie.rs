@@ -4,6 +4,7 @@
 //! prefix as well, the session is stored in Redis and the cookie carries its ticket.
 //!
 //!   bench_session_cookie SECRET [REDIS_URL PREFIX]
+//!   bench_session_cookie SECRET --count N     # N distinct sessions, one Cookie value a line
 
 use sessiongate::clock::{Clock, OsRandom, SystemClock};
 use sessiongate::session::store::SessionStore;
@@ -15,12 +16,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let secret = args
         .next()
         .ok_or("usage: bench_session_cookie SECRET [REDIS_URL PREFIX]")?;
-    let store = match (args.next(), args.next()) {
+    let (mut count, mut store) = (1, String::new());
+    match (args.next(), args.next()) {
+        (Some(flag), Some(n)) if flag == "--count" => count = n.parse()?,
         (Some(url), Some(prefix)) => {
-            format!("store = \"redis\"\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n")
+            store =
+                format!("store = \"redis\"\nredis_url = \"{url}\"\nredis_prefix = \"{prefix}\"\n");
         }
-        _ => String::new(),
-    };
+        _ => {}
+    }
     let text = format!(
         "[server]\npublic_url = \"http://127.0.0.1\"\n[upstream]\nurl = \"http://127.0.0.1:1\"\n\
          [oidc]\nissuer = \"http://127.0.0.1:1\"\nclient_id = \"bench\"\n\
@@ -30,27 +34,31 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    let set_cookies = runtime.block_on(async {
+    let lines = runtime.block_on(async {
         let store = SessionStore::new(&config.session, Scheme::Http)?;
         let now = SystemClock.now();
-        let mut session = Session::start(&OsRandom, "bench-user".to_string(), now);
-        session
-            .claims
-            .insert("email".into(), "bench@example.com".into());
-        session
-            .claims
-            .insert("groups".into(), serde_json::json!(["staff", "admins"]));
-        let cookies = store
-            .create(&session, Carried::default(), now, &OsRandom)
-            .await?;
-        Ok::<_, Box<dyn std::error::Error>>(cookies)
+        let mut lines = Vec::with_capacity(count);
+        for _ in 0..count {
+            let mut session = Session::start(&OsRandom, "bench-user".to_string(), now);
+            session
+                .claims
+                .insert("email".into(), "bench@example.com".into());
+            session
+                .claims
+                .insert("groups".into(), serde_json::json!(["staff", "admins"]));
+            let cookies = store
+                .create(&session, Carried::default(), now, &OsRandom)
+                .await?;
+            let pairs: Vec<String> = cookies
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .filter_map(|v| v.split(';').next())
+                .map(str::to_string)
+                .collect();
+            lines.push(pairs.join("; "));
+        }
+        Ok::<_, Box<dyn std::error::Error>>(lines)
     })?;
-    let pairs: Vec<String> = set_cookies
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .filter_map(|v| v.split(';').next())
-        .map(str::to_string)
-        .collect();
-    println!("{}", pairs.join("; "));
+    println!("{}", lines.join("\n"));
     Ok(())
 }

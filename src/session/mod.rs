@@ -29,6 +29,17 @@ pub use model::{
 };
 pub use seal::{KeyRing, KeyRingError, OpenError, Purpose};
 
+/// Lower-case hexadecimal, for ids in store keys and tokens.
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes
+        .iter()
+        .fold(String::with_capacity(2 * bytes.len()), |mut out, b| {
+            let _ = write!(out, "{b:02x}");
+            out
+        })
+}
+
 /// Why the session cookie cannot be set up from the configuration.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SetupError {

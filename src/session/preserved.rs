@@ -3,7 +3,7 @@
 //! (in its login-state cookie, then in the replay page), kept for as long as the login may
 //! take, bound to the new session when the login succeeds, and given out once.
 
-use super::seal;
+use super::{hex, seal};
 use crate::clock::Random;
 
 /// What the application would have received.
@@ -94,14 +94,6 @@ impl PostToken {
         aad.extend_from_slice(&self.id);
         aad
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use super::codec;
 use super::model::{Session, SessionId};
-use super::seal;
+use super::{hex, seal};
 use crate::clock::Random;
 
 /// What the cookie carries in the Redis store.
@@ -391,14 +391,6 @@ fn open_entry(ticket: &Ticket, sealed: &[u8]) -> Option<Session> {
     let payload = seal::open_with_key(&ticket.key, &entry_aad(&ticket.id), sealed).ok()?;
     let session = codec::decode(&payload).ok()?;
     (session.id == ticket.id).then_some(session)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }
 
 #[cfg(test)]

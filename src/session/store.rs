@@ -506,12 +506,7 @@ impl SessionStore {
 }
 
 fn hex_id(session: &Session) -> String {
-    session
-        .id
-        .as_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    super::hex(session.id.as_bytes())
 }
 
 fn missing(clear: Vec<HeaderValue>, reason: &'static str) -> Lookup {
