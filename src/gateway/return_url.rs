@@ -99,4 +99,28 @@ mod tests {
             assert_eq!(safe_return_path(target), "/", "{target:?}");
         }
     }
+
+    use proptest::prelude::*;
+
+    fn requested() -> impl Strategy<Value = String> {
+        prop_oneof![
+            // The characters redirect tricks are made of.
+            proptest::string::string_regex("[/\\\\a-zA-Z0-9%.:@?#&=;~ \t-]{0,40}").unwrap(),
+            proptest::collection::vec(any::<char>(), 0..30)
+                .prop_map(|chars| chars.into_iter().collect::<String>()),
+        ]
+    }
+
+    proptest! {
+        /// Whatever was asked for, the browser ends up on this very origin: the answer is
+        /// the request itself or `/`, and resolving it against the origin never leaves it.
+        #[test]
+        fn no_requested_target_leaves_the_origin(requested in requested()) {
+            let safe = safe_return_path(&requested);
+            prop_assert!(safe == requested || safe == "/");
+            let origin = url::Url::parse("https://app.example.com/").unwrap();
+            let landed = origin.join(&safe).expect("a safe path resolves");
+            prop_assert_eq!(landed.origin(), origin.origin(), "{:?} -> {:?}", requested, safe);
+        }
+    }
 }

@@ -180,3 +180,6 @@ impl SessionCookies {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod properties;
