@@ -1,38 +1,27 @@
-use std::time::Duration;
-
 use http::header::COOKIE;
 use serde_json::json;
 
 use super::*;
 use crate::clock::SeededRandom;
-use crate::config::{OnTokenExpiry, StoreKind};
 use crate::secret::{KeyMaterial, Secret};
 
 const T0: u64 = 1_796_000_000;
 
+/// The defaults (from the schema, as a user would get them), with these secrets and name.
 fn config(secrets: &[u8], cookie_name: &str) -> SessionConfig {
-    SessionConfig {
-        store: StoreKind::Cookie,
-        secrets: secrets
-            .iter()
-            .map(|&b| KeyMaterial::new(vec![b; 32]).expect("32 bytes"))
-            .collect(),
-        cookie_name: cookie_name.to_string(),
-        idle_timeout: Duration::from_secs(3600),
-        absolute_timeout: Duration::from_secs(12 * 3600),
-        touch_interval: Duration::from_secs(60),
-        refresh_before_expiry: Duration::from_secs(60),
-        on_token_expiry: OnTokenExpiry::Ignore,
-        max_pending_logins: 5,
-        preserve_post_max: 262144,
-        inject_warning: false,
-        warning_before: Duration::from_secs(120),
-        max_stale: None,
-        redis_url: None,
-        redis_prefix: "sessiongate:".into(),
-        redis_timeout: Duration::from_secs(2),
-        websocket_activity: false,
-    }
+    let text = "[server]\npublic_url = \"https://app.example.com\"\n\
+                [upstream]\nurl = \"http://127.0.0.1:8080\"\n\
+                [oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"app\"\n\
+                [session]\nsecrets = [\"c2Vzc2lvbmdhdGUtdGVzdC1zZWNyZXQtMDEyMzQ1Njc4OQ==\"]\n";
+    let mut config = crate::Config::parse(text, &crate::Environment::default())
+        .expect("a minimal configuration")
+        .session;
+    config.secrets = secrets
+        .iter()
+        .map(|&b| KeyMaterial::new(vec![b; 32]).expect("32 bytes"))
+        .collect();
+    config.cookie_name = cookie_name.to_string();
+    config
 }
 
 fn cookies(secrets: &[u8]) -> SessionCookies {
