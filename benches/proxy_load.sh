@@ -33,6 +33,8 @@ die() {
 
 [[ "$CONNECTIONS" =~ ^[1-9][0-9]*$ ]] || die "CONNECTIONS must be a positive integer, not '$CONNECTIONS'"
 [[ "$DURATION" =~ ^[1-9][0-9]*$ ]] || die "DURATION must be a positive integer (seconds), not '$DURATION'"
+# Replayed cookies must stay fresh (see mint_cookies below).
+[ "$DURATION" -lt 55 ] || die "DURATION must stay under the session's touch_interval (60 s) minus the warm-up"
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT="$PWD"
@@ -214,10 +216,18 @@ PIDS+=($!)
 wait_ready nginx "${PIDS[-1]}" "http://127.0.0.1:$NGINX_PORT/"
 
 # Valid session cookies, sealed with the gateways' secret, for the authenticated targets.
-SESSION_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET")"
-REDIS_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET" "$REDIS_URL" "$REDIS_PREFIX")"
+# A browser stores the cookie the gateway re-issues when the session slides (at most every
+# session.touch_interval, 60 s); wrk replays the same bytes, so each set is minted just before
+# the run that uses it, and each run is shorter than touch_interval: what real clients send.
+mint_cookies() {
+    SESSION_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET")"
+    REDIS_COOKIE="$("$ROOT/target/release/examples/bench_session_cookie" "$SECRET" "$REDIS_URL" "$REDIS_PREFIX")"
+}
+mint_cookies
 # 10,000 distinct sessions, one per line, rotated request by request.
-"$ROOT/target/release/examples/bench_session_cookie" "$SECRET" --count 10000 >"$WORK/cookies.txt"
+mint_rotating_cookies() {
+    "$ROOT/target/release/examples/bench_session_cookie" "$SECRET" --count 10000 >"$WORK/cookies.txt"
+}
 cat >"$WORK/rotate.lua" <<LUA
 local cookies = {}
 for line in io.lines("$WORK/cookies.txt") do cookies[#cookies + 1] = line end
@@ -296,10 +306,13 @@ run_wrk() {
 }
 
 run_wrk direct "http://127.0.0.1:$UPSTREAM_PORT/"
-run_wrk gateway "http://127.0.0.1:$GATEWAY_PORT/public/"
-run_wrk session "http://127.0.0.1:$GATEWAY_PORT/app" -H "Cookie: $SESSION_COOKIE"
-run_wrk redis "http://127.0.0.1:$REDIS_GATEWAY_PORT/app" -H "Cookie: $REDIS_COOKIE"
 run_wrk nginx "http://127.0.0.1:$NGINX_PORT/"
+run_wrk gateway "http://127.0.0.1:$GATEWAY_PORT/public/"
+mint_cookies
+run_wrk session "http://127.0.0.1:$GATEWAY_PORT/app" -H "Cookie: $SESSION_COOKIE"
+mint_cookies
+run_wrk redis "http://127.0.0.1:$REDIS_GATEWAY_PORT/app" -H "Cookie: $REDIS_COOKIE"
+mint_rotating_cookies
 run_wrk sessions-10k "http://127.0.0.1:$GATEWAY_PORT/app" -s "$WORK/rotate.lua"
 # The cookie-store gateway is the second process started (after the upstream): its memory.
 GATEWAY_RSS_KB="$(awk '/^VmRSS:/ { print $2 }' "/proc/${PIDS[1]}/status")"

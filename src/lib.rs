@@ -20,6 +20,9 @@
 
 pub mod clock;
 pub mod config;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gateway;
 pub mod oidc;
 pub mod ops;
@@ -219,7 +222,9 @@ pub async fn run_reloading(
         let live = live.clone();
         let handler = move |request, peer| {
             let gateway = live.gateway();
-            async move { gateway.handle(request, peer).await }
+            // Boxed once here: the request's future is kilobytes, and hyper and the panic
+            // guard would otherwise copy it by value on every request.
+            Box::pin(async move { gateway.handle(request, peer).await })
         };
         tokio::spawn(server::serve(
             listeners.main,

@@ -161,6 +161,20 @@ fn validate(raw: Raw, p: &mut Problems) -> Config {
     let upstream = upstream(raw.upstream, p);
     let oidc = oidc(raw.oidc, p);
     let session = session(raw.session, p);
+    // Browsers drop prefixed cookies that are not Secure, and a plain-http origin gets none:
+    // said here, with the other problems, rather than only when the gateway starts.
+    let prefixed = ["__Host-", "__Secure-"]
+        .iter()
+        .any(|prefix| session.cookie_name.starts_with(prefix));
+    if prefixed && server.public_url.scheme() == "http" {
+        p.at(
+            "session.cookie_name",
+            format!(
+                "\"{}\" has a __Host-/__Secure- prefix, which needs an https server.public_url (on https the gateway adds __Host- by itself)",
+                session.cookie_name
+            ),
+        );
+    }
     let headers = headers(raw.headers, p);
     let access = access(raw.access, p);
     let logout = LogoutConfig {

@@ -537,7 +537,10 @@ impl Gateway {
 
     /// Back-Channel Logout 1.0 §2.5-2.8: the provider POSTs a logout token; the sessions it
     /// names are revoked. 200 on success, 400 with a JSON error otherwise, never cached.
-    async fn backchannel_logout(&self, request: Request<Body>) -> (Response<Body>, Outcome) {
+    pub(crate) async fn backchannel_logout(
+        &self,
+        request: Request<Body>,
+    ) -> (Response<Body>, Outcome) {
         use http_body_util::BodyExt as _;
         let refuse = |description: String| {
             let body = json!({"error": "invalid_request", "error_description": description});

@@ -16,7 +16,7 @@ mod navigation;
 mod preserve;
 mod refresh;
 pub(crate) mod response;
-mod return_url;
+pub(crate) mod return_url;
 pub(crate) mod sockets;
 
 use std::net::{IpAddr, SocketAddr};
@@ -110,7 +110,7 @@ pub(super) enum Auth {
 }
 
 /// What happened to a request, for its log line.
-struct Outcome {
+pub(crate) struct Outcome {
     route: &'static str,
     upstream_latency: Option<Duration>,
     /// A short reason when the gateway answered instead of the upstream.
@@ -386,7 +386,9 @@ impl Gateway {
         }
         if let Some(endpoint) = self.own_endpoint(path) {
             let endpoint = endpoint.to_string();
-            return self.endpoint(&endpoint, request, peer, html).await;
+            // The gateway's own endpoints are rare next to proxied requests, and their
+            // futures large: boxed, they cost the proxied path nothing.
+            return Box::pin(self.endpoint(&endpoint, request, peer, html)).await;
         }
         let upgrade = headers::is_upgrade_request(request.headers());
         if upgrade && !self.is_allowed_origin(request.headers()) {
@@ -454,7 +456,7 @@ impl Gateway {
                 tracing::debug!(target: "sessiongate::access", rule = decision.rule_name(), "access granted");
                 let request = match (&replay, &session) {
                     (Some(token), Some(owner)) => {
-                        match self.with_kept_post(request, token, &owner.0, html).await {
+                        match Box::pin(self.with_kept_post(request, token, &owner.0, html)).await {
                             Ok(request) => request,
                             Err(refused) => return refused,
                         }
@@ -497,8 +499,7 @@ impl Gateway {
             Auth::Anonymous { cookies, reason }
                 if route != Route::Api && self.is_preservable(&request) =>
             {
-                self.login_keeping_post(request, route.label(), cookies, reason)
-                    .await
+                Box::pin(self.login_keeping_post(request, route.label(), cookies, reason)).await
             }
             Auth::Anonymous { cookies, reason } => {
                 self.unauthenticated(&request, route, cookies, reason, html)
@@ -530,7 +531,7 @@ impl Gateway {
         if !self.access.bearer_audiences.is_empty() {
             if let Some(token) = bearer_token(headers) {
                 let token = token.to_string();
-                return match self.bearer_claims(&token, now).await {
+                return match Box::pin(self.bearer_claims(&token, now)).await {
                     Ok(claims) => {
                         let subject = claims
                             .get("sub")
@@ -566,7 +567,9 @@ impl Gateway {
         }
         let mut changed = false;
         if self.refresher.is_due(&session, now) {
-            match self.refresher.refresh(&session, &handle, now).await {
+            // Boxed, as every rare branch with a large future: inline, it would make every
+            // request's future as large (see `route`).
+            match Box::pin(self.refresher.refresh(&session, &handle, now)).await {
                 refresh::Outcome::Renewed(renewed) => {
                     self.refresher.apply(&mut session, &renewed);
                     changed = true;
@@ -579,7 +582,7 @@ impl Gateway {
                     crate::ops::metrics::session_ended(reason);
                     self.sockets.end(&session, reason);
                     return Auth::Anonymous {
-                        cookies: self.end_quietly(&session, &handle, now).await,
+                        cookies: Box::pin(self.end_quietly(&session, &handle, now)).await,
                         reason,
                     };
                 }
@@ -588,7 +591,7 @@ impl Gateway {
                     self.sockets.end(&session, "stale");
                     let reason = "tokens stale past session.max_stale";
                     return Auth::Anonymous {
-                        cookies: self.end_quietly(&session, &handle, now).await,
+                        cookies: Box::pin(self.end_quietly(&session, &handle, now)).await,
                         reason,
                     };
                 }
@@ -922,7 +925,7 @@ pub(super) fn store_unavailable(html: bool) -> Response<Body> {
 
 /// Removes the session cookie (every chunk) and login-state cookies from `Cookie`, keeping
 /// the application's own cookies as they were.
-fn strip_own_cookies(headers: &mut HeaderMap, session: &str, login_prefix: &str) {
+pub(crate) fn strip_own_cookies(headers: &mut HeaderMap, session: &str, login_prefix: &str) {
     let is_own = |name: &str| {
         name == session
             || name
@@ -944,7 +947,8 @@ fn strip_own_cookies(headers: &mut HeaderMap, session: &str, login_prefix: &str)
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|pair| !pair.is_empty())
-        .filter(|pair| !is_own(pair.split_once('=').map_or(*pair, |(name, _)| name)))
+        // Trimmed as the session cookie's reader trims it: `name =value` is that cookie too.
+        .filter(|pair| !is_own(pair.split_once('=').map_or(*pair, |(name, _)| name.trim())))
         .map(str::to_string)
         .collect();
     headers.remove(http::header::COOKIE);
@@ -985,4 +989,29 @@ pub(super) fn invalid_token(description: &str) -> Response<Body> {
 /// Milliseconds with microsecond precision, for log lines.
 fn millis(duration: Duration) -> f64 {
     (duration.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{ChunkedCookie, Scheme};
+
+    /// Found by `fuzz/fuzz_targets/cookie_header.rs`: a space before `=` hid the session
+    /// cookie from the stripping, while the session reader (which trims names) read it.
+    #[test]
+    fn a_spaced_session_cookie_name_is_stripped_too() {
+        let session = ChunkedCookie::new("sessiongate", Scheme::Https).expect("name");
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            http::header::COOKIE,
+            HeaderValue::from_static(
+                ";; __Host-sessiongate =c= dsessiongongate=QUJD ;__Host-ost-se=; =c= d",
+            ),
+        );
+        assert!(!session.collect(&headers).carried.is_empty());
+
+        strip_own_cookies(&mut headers, session.name(), "__Host-sessiongate-login-");
+        assert!(session.collect(&headers).carried.is_empty());
+        assert_eq!(headers[http::header::COOKIE], "__Host-ost-se=; =c= d");
+    }
 }

@@ -14,11 +14,11 @@ use url::Url;
 use super::http::{HttpError, IdpClient};
 
 pub(crate) struct Jwks {
-    keys: RwLock<Arc<JwkSet>>,
+    pub(crate) keys: RwLock<Arc<JwkSet>>,
     /// When a token with an unknown key id last caused a refetch; the lock also makes
     /// concurrent refetches queue behind one another instead of all going out. Periodic
     /// refreshes do not count: a key rotated just after one must still be found.
-    refetched: tokio::sync::Mutex<Option<Instant>>,
+    pub(crate) refetched: tokio::sync::Mutex<Option<Instant>>,
     min_refresh: Duration,
 }
 
@@ -93,9 +93,17 @@ impl Jwks {
     }
 
     fn decoding_key(jwk: &Jwk) -> Result<DecodingKey, KeyError> {
-        DecodingKey::from_jwk(jwk).map_err(|_| KeyError::Unusable {
+        let unusable = || KeyError::Unusable {
             kid: jwk.common.key_id.clone(),
-        })
+        };
+        let key = DecodingKey::from_jwk(jwk).map_err(|_| unusable())?;
+        // jsonwebtoken 12 cuts an Ed25519 key to its first 32 bytes without checking its
+        // length, so a shorter `x` panicked in verification: only 32 bytes is a key.
+        let is_okp = matches!(jwk.algorithm, AlgorithmParameters::OctetKeyPair(_));
+        if is_okp && !key.try_get_as_bytes().is_ok_and(|x| x.len() == 32) {
+            return Err(unusable());
+        }
+        Ok(key)
     }
 
     /// Fetches the set now (periodic refresh and startup).
@@ -179,5 +187,38 @@ mod tests {
             "one fitting key without kid"
         );
         assert!(select(&keys, Some("nope"), Algorithm::RS256).is_none());
+    }
+
+    /// Found by `fuzz/fuzz_targets/jwt_jwks.rs`: an Ed25519 key of 18 bytes was accepted,
+    /// and verifying any EdDSA token naming it panicked inside jsonwebtoken.
+    #[test]
+    fn a_short_ed25519_key_is_unusable() {
+        let keys: JwkSet = serde_json::from_str(
+            r#"{
+  "keys": [
+    {
+      "alg": "EdDSA",
+      "crv": "Ed25519",
+      "kid": "ed-1",
+      "kty": "OKP",
+      "x": "11qYAYKxCrfVS_7TyWQHOgAA"
+    }
+  ]
+}"#,
+        )
+        .expect("JWKS");
+        let jwk = select(&keys, Some("ed-1"), Algorithm::EdDSA).expect("the key fits");
+        assert!(matches!(
+            Jwks::decoding_key(jwk),
+            Err(KeyError::Unusable { kid: Some(kid) }) if kid == "ed-1"
+        ));
+
+        // RFC 8037 A.2's public key: 32 bytes, usable.
+        let good = set(serde_json::json!({"keys": [{
+            "kty": "OKP", "crv": "Ed25519", "kid": "ed-1",
+            "x": "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo",
+        }]}));
+        let jwk = select(&good, Some("ed-1"), Algorithm::EdDSA).expect("the key fits");
+        assert!(Jwks::decoding_key(jwk).is_ok());
     }
 }

@@ -49,8 +49,8 @@ const BACKOFF: &[Duration] = &[
 pub(crate) struct Provider {
     config: OidcConfig,
     client: IdpClient,
-    metadata: RwLock<Option<Arc<Metadata>>>,
-    jwks: Jwks,
+    pub(crate) metadata: RwLock<Option<Arc<Metadata>>>,
+    pub(crate) jwks: Jwks,
 }
 
 impl Provider {

@@ -1,8 +1,10 @@
 //! Prometheus metrics, rendered by the admin listener's `/metrics`. Labels take a few fixed
 //! values only — never a path, a user or a session id — so the series stay few.
 
-use std::sync::OnceLock;
+use std::cell::RefCell;
+use std::sync::{LazyLock, OnceLock};
 
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
@@ -56,18 +58,46 @@ pub(crate) fn request(route: &'static str, outcome: &'static str, status: u16) {
         400..=499 => "4xx",
         _ => "5xx",
     };
-    metrics::counter!(
-        "sessiongate_requests_total",
-        "route" => route,
-        "outcome" => outcome,
-        "status" => class
-    )
-    .increment(1);
+    // The registry hashes the name and labels on every lookup: each thread keeps the few
+    // handles it has used, found again by comparing three short static strings.
+    thread_local! {
+        static REQUESTS: RefCell<Vec<(RequestLabels, Counter)>> = const { RefCell::new(Vec::new()) };
+    }
+    let labels = (route, outcome, class);
+    REQUESTS.with_borrow_mut(|known| {
+        if let Some((_, counter)) = known.iter().find(|(seen, _)| *seen == labels) {
+            counter.increment(1);
+            return;
+        }
+        install();
+        let counter = metrics::counter!(
+            "sessiongate_requests_total",
+            "route" => route,
+            "outcome" => outcome,
+            "status" => class
+        );
+        counter.increment(1);
+        known.push((labels, counter));
+    });
 }
+
+type RequestLabels = (&'static str, &'static str, &'static str);
 
 /// How long the application took to answer (until its response head arrived).
 pub(crate) fn upstream_duration(duration: std::time::Duration) {
-    metrics::histogram!(UPSTREAM_DURATION).record(duration.as_secs_f64());
+    static HANDLE: LazyLock<Histogram> = LazyLock::new(|| {
+        install();
+        metrics::histogram!(UPSTREAM_DURATION)
+    });
+    HANDLE.record(duration.as_secs_f64());
+}
+
+fn in_flight() -> &'static Gauge {
+    static HANDLE: LazyLock<Gauge> = LazyLock::new(|| {
+        install();
+        metrics::gauge!("sessiongate_requests_in_flight")
+    });
+    &HANDLE
 }
 
 /// Counts a request as in flight until the guard drops (answered, failed or cancelled).
@@ -75,14 +105,14 @@ pub(crate) struct InFlight(());
 
 impl InFlight {
     pub(crate) fn start() -> Self {
-        metrics::gauge!("sessiongate_requests_in_flight").increment(1.0);
+        in_flight().increment(1.0);
         Self(())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        metrics::gauge!("sessiongate_requests_in_flight").decrement(1.0);
+        in_flight().decrement(1.0);
     }
 }
 

@@ -2,6 +2,9 @@
 //! (several replicas). [`SessionStore`] gives the gateway one interface to both: load a
 //! request's session, create, save and end one, and revoke by the provider's session or by
 //! user. The rules of validity (idle, absolute, revoked) are applied here, once, for both.
+//!
+//! Every Redis call is boxed: the client's command futures are kilobytes, and inline they
+//! would make every request's future as large, cookie store included, copied on each request.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -146,7 +149,7 @@ impl SessionStore {
     pub async fn check(&self) -> Result<(), StoreError> {
         match self.backend.as_ref() {
             Backend::Cookie { .. } => Ok(()),
-            Backend::Redis(redis) => redis.ping().await,
+            Backend::Redis(redis) => Box::pin(redis.ping()).await,
         }
     }
 
@@ -189,7 +192,7 @@ impl SessionStore {
                     let clear = self.cookies.clear(carried);
                     return Ok(missing(clear, "unreadable session cookie"));
                 };
-                let Some(session) = redis.load(&ticket).await? else {
+                let Some(session) = Box::pin(redis.load(&ticket)).await? else {
                     let clear = self.cookies.clear(carried);
                     return Ok(missing(clear, "session ended"));
                 };
@@ -207,7 +210,7 @@ impl SessionStore {
             Validity::AbsoluteExpired => "absolute timeout",
         };
         if let Backend::Redis(redis) = self.backend.as_ref() {
-            redis.delete(&session.id).await?;
+            Box::pin(redis.delete(&session.id)).await?;
         }
         Ok(missing(self.cookies.clear(handle.carried), ended))
     }
@@ -241,7 +244,7 @@ impl SessionStore {
                 .collect()),
             Backend::Redis(redis) => {
                 let ids: Vec<_> = sessions.iter().map(|(session, _)| session.id).collect();
-                let present = redis.exist(&ids).await?;
+                let present = Box::pin(redis.exist(&ids)).await?;
                 // Other replicas slide the session: only the entry knows its idle deadline.
                 Ok(sessions
                     .iter()
@@ -272,15 +275,8 @@ impl SessionStore {
             Backend::Cookie { .. } => Ok(self.write_cookie(session, now, previous, random)),
             Backend::Redis(redis) => {
                 let ticket = Ticket::new(session.id, random);
-                redis
-                    .save(
-                        &ticket,
-                        session,
-                        self.ttl(session, now),
-                        Write::Create,
-                        random,
-                    )
-                    .await?;
+                let ttl = self.ttl(session, now);
+                Box::pin(redis.save(&ticket, session, ttl, Write::Create, random)).await?;
                 Ok(self.write_ticket(&ticket, session, now, previous, random))
             }
         }
@@ -298,9 +294,7 @@ impl SessionStore {
             (Backend::Redis(redis), Some(ticket)) => {
                 let ttl = self.ttl(session, now);
                 // Gone meanwhile (revoked on another replica): it stays gone.
-                redis
-                    .save(ticket, session, ttl, Write::Update, random)
-                    .await?;
+                Box::pin(redis.save(ticket, session, ttl, Write::Update, random)).await?;
                 Ok(Vec::new())
             }
             _ => Ok(self.write_cookie(session, now, handle.carried, random)),
@@ -310,7 +304,7 @@ impl SessionStore {
     /// The session as the store has it now (another replica may have refreshed it).
     pub async fn reload(&self, handle: &Handle) -> Result<Option<Session>, StoreError> {
         match (self.backend.as_ref(), &handle.ticket) {
-            (Backend::Redis(redis), Some(ticket)) => redis.load(ticket).await,
+            (Backend::Redis(redis), Some(ticket)) => Box::pin(redis.load(ticket)).await,
             _ => Ok(None),
         }
     }
@@ -324,7 +318,7 @@ impl SessionStore {
     ) -> Result<Vec<HeaderValue>, StoreError> {
         match self.backend.as_ref() {
             Backend::Cookie { revocations, .. } => revocations.revoke_session(&session.id, now),
-            Backend::Redis(redis) => redis.delete(&session.id).await?,
+            Backend::Redis(redis) => Box::pin(redis.delete(&session.id)).await?,
         }
         Ok(self.clear(handle.carried))
     }
@@ -339,7 +333,7 @@ impl SessionStore {
         match self.backend.as_ref() {
             Backend::Cookie { revocations, .. } => revocations.revoke_idp_session(sid, now),
             Backend::Redis(redis) => {
-                redis.revoke_idp_session(sid).await?;
+                Box::pin(redis.revoke_idp_session(sid)).await?;
             }
         }
         Ok(())
@@ -355,7 +349,7 @@ impl SessionStore {
         match self.backend.as_ref() {
             Backend::Cookie { revocations, .. } => revocations.revoke_subject(subject, before, now),
             Backend::Redis(redis) => {
-                redis.revoke_subject(subject, before).await?;
+                Box::pin(redis.revoke_subject(subject, before)).await?;
             }
         }
         Ok(())
@@ -379,7 +373,7 @@ impl SessionStore {
                 used.retain(|_, until| *until > now);
                 Ok(used.insert(jti.to_string(), now + keep).is_none())
             }
-            Backend::Redis(redis) => redis.first_use_of_logout_token(jti, keep).await,
+            Backend::Redis(redis) => Box::pin(redis.first_use_of_logout_token(jti, keep)).await,
         }
     }
 
@@ -402,7 +396,9 @@ impl SessionStore {
                 }
                 posts.insert(token.id_hex(), (sealed, None, now + ttl));
             }
-            Backend::Redis(redis) => redis.keep_post(&token.id_hex(), sealed, ttl).await?,
+            Backend::Redis(redis) => {
+                Box::pin(redis.keep_post(&token.id_hex(), sealed, ttl)).await?
+            }
         }
         Ok(token)
     }
@@ -427,7 +423,7 @@ impl SessionStore {
                     _ => false,
                 })
             }
-            Backend::Redis(redis) => redis.bind_post(&token.id_hex(), &owner, ttl).await,
+            Backend::Redis(redis) => Box::pin(redis.bind_post(&token.id_hex(), &owner, ttl)).await,
         }
     }
 
@@ -450,7 +446,7 @@ impl SessionStore {
                     _ => None,
                 }
             }
-            Backend::Redis(redis) => redis.take_post(&token.id_hex(), &owner).await?,
+            Backend::Redis(redis) => Box::pin(redis.take_post(&token.id_hex(), &owner)).await?,
         };
         Ok(sealed.and_then(|sealed| token.open(&sealed)))
     }
