@@ -117,7 +117,7 @@ pub(crate) const KEYS: &[Key] = &[
         "server.header_read_timeout",
         Str,
         "10s",
-        "A client must send its request headers within this time.",
+        "A client must send its request headers within this time; an idle kept-alive connection is closed after it too (behind a load balancer, set it above the balancer's idle timeout, e.g. 65s for AWS ALB's 60s).",
     ),
     key(
         "server.max_header_bytes",

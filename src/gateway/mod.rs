@@ -18,6 +18,7 @@ mod refresh;
 pub(crate) mod response;
 pub(crate) mod return_url;
 pub(crate) mod sockets;
+mod unread;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -333,7 +334,9 @@ impl Gateway {
         let peer = Peer::new(peer.ip(), &self.trusted_proxies);
         let client_ip = headers::client_ip(request.headers(), peer, &self.trusted_proxies);
 
-        let (response, outcome) = self.route(request.map(Body::new), peer, client_ip).await;
+        let (request, unread) = unread::Unread::watch(request);
+        let (mut response, outcome) = self.route(request, peer, client_ip).await;
+        unread.settle(&mut response).await;
 
         let status = response.status().as_u16();
         crate::ops::metrics::request(outcome.route, outcome.kind(status), status);

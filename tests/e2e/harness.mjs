@@ -15,7 +15,7 @@ import { startUpstream } from './upstream.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const OUT = join(here, 'out');
-const BINARY = process.env.SESSIONGATE_BIN ?? join(here, '..', '..', 'target', 'debug', 'sessiongate');
+const BINARY = process.env.E2E_GATEWAY_BIN ?? join(here, '..', '..', 'target', 'debug', 'sessiongate');
 const CHROMIUM = process.env.CHROMIUM ?? '/usr/bin/chromium';
 
 /** The provider's tokens live this long (seconds): several lifetimes fit in one scenario. */

@@ -17,7 +17,8 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
 fi
 
 # The debug binary: `cargo test` has built it already, so this costs nothing after the tests.
-if [ -z "${SESSIONGATE_BIN:-}" ]; then
+# E2E_GATEWAY_BIN runs another binary (not SESSIONGATE_*: the gateway reads those as settings).
+if [ -z "${E2E_GATEWAY_BIN:-}" ]; then
   (cd ../.. && cargo build --quiet --bin sessiongate)
 fi
 
