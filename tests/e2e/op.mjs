@@ -5,13 +5,18 @@
 // served and refused, and how many back-channel logouts it sent, so tests can see what the
 // gateway did at the provider without trusting the gateway's word for it.
 //
-// As a module: `await startOp({ host, port, client, tokenTtl })`. As a program:
-// `node op.mjs --host 127.0.0.2 --port 4181 --client-json '{...}' [--state FILE]`; with
-// --state it keeps its grants, sessions and tokens in that file, so a restarted provider
-// still honours the refresh tokens it issued (the soak script restarts it).
+// As a module: `await startOp({ host, port, client, tokenTtl, stateFile, keyFile })`. As a
+// program: `node op.mjs --host 127.0.0.2 --port 4181 --client-json '{...}' [--state FILE]
+// [--key-file FILE]`. The soak restarts it, and a restarted provider must not be noticed by
+// sessions already under way: with --state it keeps its grants, sessions, tokens and
+// counters in that file, so it still honours the refresh tokens it issued; with --key-file
+// it signs with the same key as before, so the gateway still accepts its ID tokens. Its
+// close() (and SIGTERM) lets requests under way finish, since a refresh grant cut off after
+// the provider rotated the token would leave the gateway holding a spent one.
 import { generateKeyPairSync } from 'node:crypto';
 import { readFileSync, writeFileSync, renameSync, existsSync } from 'node:fs';
 import http from 'node:http';
+import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 
 import Provider from 'oidc-provider';
@@ -38,27 +43,58 @@ function account(id) {
   };
 }
 
-/**
- * A storage adapter for oidc-provider: everything in one Map, optionally mirrored to a JSON
- * file after each change, so that the provider's state outlives the process.
- */
-function storage(stateFile) {
-  const records = new Map();
-  if (stateFile && existsSync(stateFile)) {
-    for (const [key, value] of Object.entries(JSON.parse(readFileSync(stateFile, 'utf8')))) {
-      records.set(key, value);
-    }
+/** How long requests under way get to finish once the provider is asked to stop. */
+const STOP_GRACE_MS = 5000;
+
+/** The RSA signing key: the one in `keyFile` if there is one, else a new one (kept there). */
+function signingKey(keyFile) {
+  let jwk;
+  if (keyFile && existsSync(keyFile)) {
+    jwk = JSON.parse(readFileSync(keyFile, 'utf8'));
+  } else {
+    jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+    // A private key, if only a test one.
+    if (keyFile) writeFileSync(keyFile, JSON.stringify(jwk), { mode: 0o600 });
   }
+  return { ...jwk, kid: 'e2e-rs256', use: 'sig', alg: 'RS256' };
+}
+
+/**
+ * The provider's state: oidc-provider's records in one Map and the counters of
+ * /_test/stats, optionally mirrored to a JSON file after each change, so that both outlive
+ * the process.
+ */
+function stateStore(stateFile) {
+  const saved = stateFile && existsSync(stateFile) ? JSON.parse(readFileSync(stateFile, 'utf8')) : {};
+  const records = new Map(Object.entries(saved.records ?? {}));
+  const stats = saved.stats ?? {
+    refreshGranted: 0, refreshRefused: 0, refreshErrors: [], backchannelSent: 0, backchannelFailed: 0, backchannelErrors: [], logins: 0,
+  };
+  const write = () => {
+    writeFileSync(`${stateFile}.tmp`, JSON.stringify({ records: Object.fromEntries(records), stats }));
+    renameSync(`${stateFile}.tmp`, stateFile);
+  };
   let pending = null;
   const persist = () => {
     if (!stateFile || pending) return;
     // Coalesced: a burst of upserts costs one write.
     pending = setImmediate(() => {
       pending = null;
-      writeFileSync(`${stateFile}.tmp`, JSON.stringify(Object.fromEntries(records)));
-      renameSync(`${stateFile}.tmp`, stateFile);
+      write();
     });
   };
+  /** Writes now what is still to be written: the process may be about to exit. */
+  const flush = () => {
+    if (!pending) return;
+    clearImmediate(pending);
+    pending = null;
+    write();
+  };
+  return { stats, persist, flush, Adapter: adapter(records, persist) };
+}
+
+/** A storage adapter for oidc-provider over `records`, calling `persist` after each change. */
+function adapter(records, persist) {
   const now = () => Math.floor(Date.now() / 1000);
   const live = (key) => {
     const record = records.get(key);
@@ -127,16 +163,15 @@ function storage(stateFile) {
 }
 
 /** Starts the provider; resolves once it listens. */
-export async function startOp({ host = '127.0.0.2', port = 0, client, tokenTtl = 10, stateFile }) {
-  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-  const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: 'e2e-rs256', use: 'sig', alg: 'RS256' };
-
+export async function startOp({ host = '127.0.0.2', port = 0, client, tokenTtl = 10, stateFile, keyFile }) {
+  const state = stateStore(stateFile);
+  const { stats } = state;
   const server = http.createServer();
   await new Promise((resolve) => server.listen(port, host, resolve));
   const issuer = `http://${host}:${server.address().port}`;
 
   const provider = new Provider(issuer, {
-    adapter: storage(stateFile),
+    adapter: state.Adapter,
     clients: [client],
     claims: CLAIMS,
     // Scope claims in the ID token itself: the gateway reads identity from it.
@@ -157,7 +192,7 @@ export async function startOp({ host = '127.0.0.2', port = 0, client, tokenTtl =
     // Every use rotates, and a spent token presented again revokes the grant: a gateway that
     // spent one refresh token twice would lose the session, which the suite would see.
     rotateRefreshToken: true,
-    jwks: { keys: [signingKey] },
+    jwks: { keys: [signingKey(keyFile)] },
     ttl: {
       AccessToken: tokenTtl,
       IdToken: tokenTtl,
@@ -168,25 +203,39 @@ export async function startOp({ host = '127.0.0.2', port = 0, client, tokenTtl =
     },
   });
 
-  const stats = { refreshGranted: 0, refreshRefused: 0, refreshErrors: [], backchannelSent: 0, backchannelFailed: 0, backchannelErrors: [], logins: 0 };
-  provider.on('grant.success', (ctx) => {
+  // Each counted event changes the state file too, so counters and records are saved together.
+  const count = (update) => (...args) => {
+    update(...args);
+    state.persist();
+  };
+  provider.on('grant.success', count((ctx) => {
     if (ctx.oidc.params.grant_type === 'refresh_token') stats.refreshGranted += 1;
-  });
-  provider.on('grant.error', (ctx, error) => {
+  }));
+  provider.on('grant.error', count((ctx, error) => {
     if (ctx.oidc.params?.grant_type === 'refresh_token') {
       stats.refreshRefused += 1;
-      stats.refreshErrors.push(`${error.error}: ${error.error_description}`);
+      // The description of every invalid_grant is "grant request is invalid"; only the detail
+      // tells a spent refresh token ("refresh token already used") from an unknown one.
+      stats.refreshErrors.push(`${error.error}: ${error.error_detail ?? error.error_description}`);
     }
-  });
-  provider.on('backchannel.success', () => { stats.backchannelSent += 1; });
-  provider.on('backchannel.error', (_ctx, error) => {
+  }));
+  provider.on('backchannel.success', count(() => { stats.backchannelSent += 1; }));
+  provider.on('backchannel.error', count((_ctx, error) => {
     stats.backchannelFailed += 1;
     stats.backchannelErrors.push(String(error?.message ?? error));
-  });
-  provider.on('authorization_code.saved', () => { stats.logins += 1; });
+  }));
+  provider.on('authorization_code.saved', count(() => { stats.logins += 1; }));
 
+  // Responses not yet sent, so that close() can wait for them.
+  const underWay = new Set();
+  let allDone = () => {};
   const handle = provider.callback();
   server.on('request', (req, res) => {
+    underWay.add(res);
+    res.on('close', () => {
+      underWay.delete(res);
+      if (underWay.size === 0) allDone();
+    });
     if (req.url === '/_test/stats') {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(JSON.stringify(stats));
@@ -195,17 +244,34 @@ export async function startOp({ host = '127.0.0.2', port = 0, client, tokenTtl =
     handle(req, res);
   });
 
+  /**
+   * Stops like a deployment: no new connections (idle kept-alive ones close), requests under
+   * way get STOP_GRACE_MS to finish, whatever is left then is cut, and the state is written.
+   */
+  let closing = null;
+  const close = async () => {
+    const closed = new Promise((resolve) => server.close(resolve));
+    const done = underWay.size === 0 ? null : new Promise((resolve) => { allDone = resolve; });
+    let timer;
+    await Promise.race([done, new Promise((resolve) => { timer = setTimeout(resolve, STOP_GRACE_MS); })]);
+    clearTimeout(timer);
+    // Connections still open now are idle (or over time): nothing else would close them.
+    server.closeAllConnections();
+    await closed;
+    state.flush();
+  };
+
   return {
     issuer,
     stats,
-    close: () => new Promise((resolve) => {
-      server.close(resolve);
-      server.closeAllConnections();
-    }),
+    close: () => {
+      closing ??= close();
+      return closing;
+    },
   };
 }
 
-if (import.meta.url === `file://${process.argv[1]}`) {
+if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) {
   const { values } = parseArgs({
     options: {
       host: { type: 'string', default: '127.0.0.2' },
@@ -213,6 +279,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
       'client-json': { type: 'string' },
       'token-ttl': { type: 'string', default: '10' },
       state: { type: 'string' },
+      'key-file': { type: 'string' },
     },
   });
   const op = await startOp({
@@ -221,6 +288,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
     client: JSON.parse(values['client-json']),
     tokenTtl: Number(values['token-ttl']),
     stateFile: values.state,
+    keyFile: values['key-file'],
   });
   console.log(`op ready ${op.issuer}`);
   process.on('SIGTERM', () => op.close().then(() => process.exit(0)));
